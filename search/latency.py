@@ -1,0 +1,117 @@
+"""Latency estimates for candidates: the seam between the search and ``latency_models``.
+
+Three kinds, chosen by ``latency=`` (``auto`` takes the device's default):
+- ``published``: a device's published speed model (S21: per-block MLP of Wu, Gong et al. 2022);
+- ``measured``: each candidate is built and timed on this host (warm-up, repeats, median);
+- ``predictor``: a fitted ``.hwlat`` predictor artefact (the device's own when no path is given).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+
+import latency_models
+from search.errors import UserError
+from search.settings import DeviceProfile
+
+BuildFn = Callable[[Any], torch.nn.Module]
+
+
+@dataclass
+class LatencyEstimator:
+    """Predicts (or measures) the latency in ms of architectures on one device."""
+
+    kind: str
+    device: DeviceProfile
+    source: str                    # where the numbers come from, in words, for reports
+    measured: bool                 # True when every number is a real timing on this host
+    _predict: Callable[[Sequence[Any]], list[float]]
+    notes: list[str] = field(default_factory=list)
+    _cache: dict[str, float] = field(default_factory=dict)
+
+    def latency_ms(self, arch: Any) -> float:
+        return self.latencies_ms([arch])[0]
+
+    def latencies_ms(self, archs: Sequence[Any]) -> list[float]:
+        todo = [a for a in archs if a.key not in self._cache]
+        if todo:
+            for arch, value in zip(todo, self._predict(todo)):
+                self._cache[arch.key] = float(value)
+        return [self._cache[a.key] for a in archs]
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source": self.source, "measured": self.measured, "notes": self.notes}
+
+
+def _published(device: DeviceProfile, scale: int) -> LatencyEstimator:
+    try:
+        predictor = latency_models.load_published(device.name, scale)
+    except latency_models.NoLatencyDataError as err:
+        raise UserError(str(err)) from None
+    manifest = predictor.manifest
+    source = str(manifest.get("provenance", {}).get("citation") or manifest.get("provenance"))
+    notes = [str(manifest.get("not_modelled", "head, tail, skip conv and PixelShuffle are not modelled"))]
+
+    def predict(archs: Sequence[Any]) -> list[float]:
+        return [float(v) for v in predictor.predict_archs(list(archs), device.lr_hw)]
+
+    est = LatencyEstimator("published", device, f"published speed model: {source}", False, predict, notes)
+    est.predictor = predictor  # type: ignore[attr-defined]
+    return est
+
+
+def _measured(device: DeviceProfile, build: BuildFn, options: dict[str, Any]) -> LatencyEstimator:
+    threads = device.threads or 1
+    backend = options.get("backend", "torch-cpu")
+    protocol = {k: options[k] for k in ("warmup", "min_repeats", "max_repeats") if k in options}
+    if device.name != "cpu" and backend.startswith("torch-cpu"):
+        raise UserError(
+            f"latency=measured times candidates on this host, but device={device.name} is not this host; "
+            "use latency=published or latency=predictor for it, or device=cpu"
+        )
+
+    def predict(archs: Sequence[Any]) -> list[float]:
+        out = []
+        for arch in archs:
+            shape = (1, 3, *device.lr_hw)
+            result = latency_models.measure(build(arch), shape, backend=backend, threads=threads, **protocol)
+            out.append(result.median_ms)
+        return out
+
+    source = f"measured on this host: {backend}, {threads} thread(s), median of repeats after warm-up"
+    return LatencyEstimator("measured", device, source, True, predict)
+
+
+def _fitted(device: DeviceProfile, path: str | None) -> LatencyEstimator:
+    try:
+        if path:
+            predictor = latency_models.load(path)
+        else:
+            predictor = latency_models.for_device(device.name, threads=device.threads or 1)
+    except (FileNotFoundError, ValueError) as err:
+        raise UserError(f"latency predictor: {err}") from None
+
+    def predict(archs: Sequence[Any]) -> list[float]:
+        return [float(v) for v in predictor.predict_archs(list(archs), device.lr_hw)]
+
+    source = f"fitted predictor {path or 'for ' + device.name}: {predictor.manifest.get('kind', '')}"
+    return LatencyEstimator("predictor", device, source, False, predict)
+
+
+def make_estimator(
+    device: DeviceProfile, latency_cfg: dict[str, Any], scale: int, build: BuildFn
+) -> LatencyEstimator:
+    """Build the estimator that ``latency=`` and the device call for."""
+    kind = latency_cfg.get("kind", "auto")
+    if kind == "auto":
+        kind = device.latency
+    if kind == "published":
+        return _published(device, scale)
+    if kind == "measured":
+        return _measured(device, build, latency_cfg)
+    if kind == "predictor":
+        return _fitted(device, latency_cfg.get("path"))
+    raise UserError(f"unknown latency model {kind!r}; choose latency=auto|published|measured|predictor")

@@ -1,0 +1,123 @@
+"""Typed settings read from the Hydra config at the boundary; nothing below sees DictConfig."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from search.errors import UserError
+
+STRATEGIES = ("tpe", "nsga2", "random")
+
+
+def _get(cfg: DictConfig, path: str) -> Any:
+    value = OmegaConf.select(cfg, path, throw_on_missing=False)
+    if value is None:
+        return None
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | list) else value
+
+
+def _number(value: Any, name: str, *, positive: bool = True) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name}={value!r} is not a number; e.g. {name}=33.3") from None
+    if positive and not number > 0:
+        raise UserError(f"{name}={value!r} must be positive")
+    return number
+
+
+def _int(value: Any, name: str, *, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise UserError(f"{name}={value!r} must be an integer")
+    if value < minimum:
+        raise UserError(f"{name}={value!r} must be at least {minimum}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    """The hardware target: its input resolution, budget and default latency model."""
+
+    name: str
+    description: str
+    lr_hw: tuple[int, int]
+    budget_ms: float
+    latency: str
+    threads: int | None
+
+    @staticmethod
+    def from_cfg(cfg: DictConfig) -> DeviceProfile:
+        dev = cfg.device
+        try:
+            lr_hw = tuple(int(v) for v in dev.lr_hw)
+            if len(lr_hw) != 2 or min(lr_hw) < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise UserError(f"device.lr_hw={dev.get('lr_hw')!r} must be [height, width] in pixels") from None
+        threads = dev.get("threads")
+        return DeviceProfile(
+            name=str(dev.name),
+            description=str(dev.get("description", dev.name)),
+            lr_hw=lr_hw,  # type: ignore[arg-type]
+            budget_ms=_number(dev.budget_ms, "device.budget_ms"),
+            latency=str(dev.get("latency", "measured")),
+            threads=None if threads is None else _int(threads, "device.threads", minimum=1),
+        )
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How the study runs: sampler, size, storage, seed and where outputs go."""
+
+    strategy: str
+    strategy_options: dict[str, Any]
+    n_trials: int
+    timeout_s: float
+    storage: str
+    study_name: str
+    near_budget: float
+    budget_ms: float
+    seed: int
+    run_dir: Path
+
+    @staticmethod
+    def from_cfg(cfg: DictConfig, device: DeviceProfile, run_dir: Path) -> SearchSettings:
+        strategy = dict(_get(cfg, "strategy") or {})
+        name = strategy.pop("name", None)
+        if name not in STRATEGIES:
+            raise UserError(f"unknown strategy {name!r}; choose strategy=" + "|".join(STRATEGIES))
+        budget = cfg.get("budget_ms")
+        budget_ms = device.budget_ms if budget is None else _number(budget, "budget_ms")
+        storage = cfg.search.get("storage") or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+        study_name = cfg.search.get("study_name") or f"{cfg.task.name}-{device.name}-{budget_ms:g}ms-{name}"
+        near = _number(cfg.search.get("near_budget", 1.1), "search.near_budget")
+        if near < 1.0:
+            raise UserError(f"search.near_budget={near} must be >= 1 (1.1 trains candidates up to 10% over)")
+        return SearchSettings(
+            strategy=name,
+            strategy_options=strategy,
+            n_trials=_int(cfg.search.n_trials, "search.n_trials", minimum=1),
+            timeout_s=_number(cfg.search.timeout_s, "search.timeout_s"),
+            storage=str(storage),
+            study_name=str(study_name),
+            near_budget=near,
+            budget_ms=budget_ms,
+            seed=_int(cfg.get("seed", 0), "seed"),
+            run_dir=run_dir,
+        )
+
+
+def task_section(cfg: DictConfig) -> dict[str, Any]:
+    """The task's settings as a plain dict, with its ``smoke`` block merged in for
+    ``experiment=smoke``."""
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    assert isinstance(task, dict)
+    smoke = task.pop("smoke", None) or {}
+    if cfg.get("profile", "default") == "smoke":
+        merged = OmegaConf.merge(OmegaConf.create(task), OmegaConf.create(smoke))
+        task = OmegaConf.to_container(merged, resolve=True)
+    return task  # type: ignore[return-value]
