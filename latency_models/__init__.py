@@ -1,0 +1,30 @@
+"""Latency toolkit: measure models on a device, trace them into ops, fit and ship predictors.
+
+Public API (light to import: numpy only until a predictor needs more)::
+
+    latency_models.load(path)                    # any .hwlat artefact -> predictor
+    latency_models.load_published("s21", 2)      # shipped Galaxy S21 WDSR-B block model
+    latency_models.for_device("cpu", threads=1)  # this host's predictor (fitted on first use)
+    latency_models.fit(samples)                  # (module, input_shape, latency_ms) -> predictor
+
+Every predictor has ``manifest``, ``predict_archs(archs, input_hw)``, ``predict(module,
+input_shape)`` and ``save(path)``; all latencies are milliseconds.
+"""
+
+from typing import Any
+
+from latency_models.artifact import LatencyArtifactError, load
+from latency_models.devices import NoLatencyDataError, for_device, load_published
+
+
+def fit(samples: Any, **kwargs: Any) -> Any:
+    """Fit the per-op CPU predictor on ``(module, input_shape, latency_ms)`` samples.
+
+    See :func:`latency_models.predictors.opwise.fit` for the options.
+    """
+    from latency_models.predictors.opwise import fit as _fit
+
+    return _fit(samples, **kwargs)
+
+
+__all__ = ["LatencyArtifactError", "NoLatencyDataError", "fit", "for_device", "load", "load_published"]

@@ -1,0 +1,48 @@
+"""The interface every latency predictor implements, and helpers they share."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from latency_models.artifact import write_artifact
+
+
+class LatencyPredictor(ABC):
+    """Predicts latency in milliseconds.
+
+    Call order: build (``fit`` or ``latency_models.load``), then any of ``predict_archs`` /
+    ``predict``; ``save`` writes the single-file artefact that ``latency_models.load`` reads.
+    ``manifest`` describes where the numbers come from (device, threads, host, held-out metrics).
+    """
+
+    kind: str = "abstract"
+
+    def __init__(self, manifest: dict[str, Any]) -> None:
+        self.manifest = manifest
+
+    @abstractmethod
+    def predict_archs(self, archs: Sequence[Any], input_hw: tuple[int, int] | None = None) -> np.ndarray:
+        """Latency in ms of each architecture description, shape ``(len(archs),)``, float64."""
+
+    @abstractmethod
+    def predict(self, module: Any, input_shape: Sequence[int]) -> float:
+        """Latency in ms of a ``torch.nn.Module`` run on an input of ``input_shape`` (B, C, H, W)."""
+
+    @abstractmethod
+    def _payload(self) -> dict[str, bytes]:
+        """The artefact members besides the manifest."""
+
+    def save(self, path: str | Path) -> Path:
+        """Write the single-file artefact (zip of manifest.json + ONNX/npz members)."""
+        manifest = dict(self.manifest)
+        manifest["predictor"] = {**manifest.get("predictor", {}), "kind": self.kind}
+        return write_artifact(path, manifest, self._payload())
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"{type(self).__name__}(device={m.get('device')!r}, backend={m.get('backend')!r}, threads={m.get('threads')!r})"
