@@ -27,4 +27,18 @@ def fit(samples: Any, **kwargs: Any) -> Any:
     return _fit(samples, **kwargs)
 
 
-__all__ = ["LatencyArtifactError", "NoLatencyDataError", "fit", "for_device", "load", "load_published"]
+def __getattr__(name: str) -> Any:
+    # Lazy: the measurement half imports torch, which plain predictor users may not need.
+    if name == "measure":
+        from latency_models.measure import measure
+
+        return measure
+    if name == "collect":
+        from latency_models.collect import collect
+
+        return collect
+    raise AttributeError(f"module 'latency_models' has no attribute {name!r}")
+
+
+__all__ = ["LatencyArtifactError", "NoLatencyDataError", "collect", "fit", "for_device", "load", "load_published",
+           "measure"]

@@ -67,9 +67,9 @@ def cache_dir() -> Path:
 
 def host_predictor_path(threads: int, fingerprint: str | None = None) -> Path:
     if fingerprint is None:
-        from latency_models.hostinfo import fingerprint as host_fingerprint  # measurement half
+        from latency_models.hostinfo import host_info  # measurement half
 
-        fingerprint = host_fingerprint()
+        fingerprint = str(host_info()["fingerprint"])
     return cache_dir() / f"{fingerprint}-t{threads}{SUFFIX}"
 
 

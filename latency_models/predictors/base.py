@@ -41,6 +41,7 @@ class LatencyPredictor(ABC):
         """Write the single-file artefact (zip of manifest.json + ONNX/npz members)."""
         manifest = dict(self.manifest)
         manifest["predictor"] = {**manifest.get("predictor", {}), "kind": self.kind}
+        manifest["kind"] = self.kind
         return write_artifact(path, manifest, self._payload())
 
     def __repr__(self) -> str:

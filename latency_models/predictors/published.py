@@ -165,6 +165,7 @@ def from_published_npz(src: str | Path, device: str, unit: str, scale: int, phon
         weights = {k: data[k] for k in data.files}
     lr_hw = (OUTPUT_HW[0] // scale, OUTPUT_HW[1] // scale)
     manifest = {
+        "kind": "published_block_mlp",
         "predictor": {"kind": "published_block_mlp", "architecture": "MLP 4-128-256-512-256-128-1, ReLU"},
         "device": f"{device}-{unit}",
         "backend": f"{phone}, {unit.upper()} (vendor compiler of the paper)",
@@ -183,10 +184,12 @@ def from_published_npz(src: str | Path, device: str, unit: str, scale: int, phon
         "n_samples": None,
         "held_out_metrics": None,
         "not_modelled": NOT_MODELLED,
-        "provenance": (
-            "Published per-block speed model, converted from the torch state dict to float32 npz "
-            "(same numbers). Training set size and held-out error are not published."
-        ),
-        "citation": CITATION.format(device=device.upper(), unit=unit, scale=scale),
+        "provenance": {
+            "text": (
+                "Published per-block speed model, converted from the torch state dict to float32 npz "
+                "(same numbers). Training set size and held-out error are not published."
+            ),
+            "citation": CITATION.format(device=device.upper(), unit=unit, scale=scale),
+        },
     }
     return PublishedBlockPredictor(manifest, weights)

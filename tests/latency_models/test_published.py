@@ -46,7 +46,7 @@ def test_fitted_box_and_manifest(s21):
     assert m["schema"] == "hwnas.latency_predictor" and m["schema_version"] == 1
     assert m["device"] == "s21-gpu" and m["fitted_box"] == {"C": [8, 24], "M1": [8, 144], "M2": [8, 20]}
     assert any("PixelShuffle" in s for s in m["not_modelled"])
-    assert "2207.12577" in m["citation"]
+    assert "2207.12577" in m["provenance"]["citation"] and m["kind"] == "published_block_mlp"
 
 
 def test_all_shipped_models_load_and_are_distinct():
@@ -94,7 +94,7 @@ def test_save_roundtrip(s21, tmp_path):
     again = latency_models.load(path)
     arch = WDSRBArch(2, 20, (WDSRBlock(120, 17), WDSRBlock(8, 8)))
     assert again.predict_archs([arch])[0] == pytest.approx(s21.predict_archs([arch])[0], rel=1e-12)
-    assert again.manifest["citation"] == s21.manifest["citation"]
+    assert again.manifest["provenance"] == s21.manifest["provenance"]
 
 
 def test_shipped_files_live_in_the_package():
