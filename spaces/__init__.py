@@ -40,3 +40,7 @@ __all__ = [
     "register_arch",
     "save_arch",
 ]
+
+from spaces.vit import TokenPruneArch, TokenPruneSpace  # noqa: E402
+
+__all__ += ["TokenPruneArch", "TokenPruneSpace"]

@@ -37,6 +37,10 @@ class Suggester(Protocol):
 
     def suggest_int(self, name: str, low: int, high: int, step: int = 1) -> int: ...
 
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
+
     def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
 
 
