@@ -8,8 +8,9 @@ Three kinds, chosen by ``latency=`` (``auto`` takes the device's default):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 

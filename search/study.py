@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -69,9 +70,11 @@ def run_study(
     objective: Callable[[optuna.Trial], Any],
     settings: SearchSettings,
     describe: Callable[[FrozenTrial], str],
+    catch: tuple[type[Exception], ...] = (),
 ) -> None:
     """Run until the study holds ``n_trials`` finished trials in total (across resumes and
-    workers) or ``timeout_s`` passes; print progress after each trial."""
+    workers) or ``timeout_s`` passes; print progress after each trial. Exceptions in ``catch``
+    fail that trial (reason kept in its ``failure`` user attr) while the study goes on."""
     already = len(done_trials(study))
     if already >= settings.n_trials:
         print(f"study {settings.study_name}: {already} trials already done (n_trials={settings.n_trials}); "
@@ -87,7 +90,7 @@ def run_study(
         n_trials=settings.n_trials - already,
         timeout=settings.timeout_s,
         callbacks=[stop, progress],
-        catch=(),
+        catch=catch,
         gc_after_trial=True,
     )
     progress.finish(time.monotonic() - started)

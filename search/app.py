@@ -1,0 +1,42 @@
+"""``run(cfg)``: the whole job for one config, separate from the tiny Hydra wrapper."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from search.errors import UserError
+from search.settings import DeviceProfile, SearchSettings, task_section
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Run the configured task; returns the result written to ``run_dir/result.json``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = DeviceProfile.from_cfg(cfg)
+    settings = SearchSettings.from_cfg(cfg, device, run_dir)
+    task = task_section(cfg)
+    latency_cfg = OmegaConf.to_container(cfg.latency, resolve=True)
+    assert isinstance(latency_cfg, dict)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    torch.set_num_threads(device.threads or 2)
+    started = time.monotonic()
+    if task["name"] == "sr":
+        from search.sr_run import run_sr
+
+        result = run_sr(task, device, settings, latency_cfg)
+    elif task["name"] == "vit":
+        from search.vit_run import run_vit
+
+        result = run_vit(task, device, settings, latency_cfg)
+    else:
+        raise UserError(f"unknown task {task['name']!r}; choose task=sr or task=vit")
+    result["config"] = resolved
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    (run_dir / "result.json").write_text(json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
+    print(f"done in {result['wall_s']:.0f} s; outputs in {run_dir}")
+    return result

@@ -1,0 +1,136 @@
+"""Outputs people read and compare: trial summaries, the Pareto picture, report.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import optuna  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+
+from search.progress import is_feasible  # noqa: E402
+
+
+def trial_summary(study: optuna.Study) -> dict[str, Any]:
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    return {
+        "n_total": len(trials),
+        "n_complete": len(done),
+        "n_trained": sum(bool(t.user_attrs.get("trained")) for t in done),
+        "n_feasible": sum(is_feasible(t) for t in done),
+        "n_failed": sum(t.state == TrialState.FAIL for t in trials),
+        "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "trials": [
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "latency_ms": t.user_attrs.get("latency_ms"),
+                "val_psnr": t.user_attrs.get("val_psnr"),
+                "trained": t.user_attrs.get("trained"),
+                "feasible": is_feasible(t),
+                "arch": t.user_attrs.get("arch"),
+            }
+            for t in trials
+        ],
+    }
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points (latency, quality) not dominated by a faster-and-better one, sorted by latency."""
+    front: list[tuple[float, float]] = []
+    for lat, q in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or q > front[-1][1]:
+            front.append((lat, q))
+    return front
+
+
+def write_pareto(study: optuna.Study, budget_ms: float, baselines: dict[str, Any], path: Path,
+                 title: str, quality_key: str = "val_psnr", quality_label: str = "PSNR-Y (dB)") -> None:
+    """Every trial as quality vs latency; untrained (over-budget) ones on the floor; the budget
+    as a vertical line; baselines (final-trained, their own eval) marked where their latency is known."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    trained = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+               if t.user_attrs.get("trained")]
+    skipped = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+               if not t.user_attrs.get("trained")]
+    feasible = [(t.user_attrs["latency_ms"], t.user_attrs[quality_key]) for t in trained if is_feasible(t)]
+    near = [(t.user_attrs["latency_ms"], t.user_attrs[quality_key]) for t in trained if not is_feasible(t)]
+    if feasible:
+        ax.scatter(*zip(*feasible), s=22, c="tab:blue", label="trial within budget")
+        front = pareto_front(feasible)
+        ax.plot(*zip(*front), c="tab:blue", lw=1, alpha=0.6, label="Pareto front")
+    if near:
+        ax.scatter(*zip(*near), s=22, c="tab:orange", label="trial just over budget")
+    floor = min((q for _, q in feasible + near), default=0.0)
+    if skipped:
+        ax.scatter([t.user_attrs["latency_ms"] for t in skipped], [floor] * len(skipped), marker="x",
+                   s=18, c="0.6", label="over budget, not trained")
+    ax.axvline(budget_ms, c="tab:red", ls="--", lw=1, label=f"budget {budget_ms:g} ms")
+    for name, b in baselines.items():
+        if b.get("val_psnr") is None:
+            continue
+        if b.get("latency_ms") is not None:
+            ax.scatter([b["latency_ms"]], [b["val_psnr"]], marker="*", s=90, label=f"{name} (final recipe)")
+        else:
+            ax.axhline(b["val_psnr"], ls=":", lw=1, c="0.3")
+            ax.text(ax.get_xlim()[0], b["val_psnr"], f" {name} (final recipe; latency not modelled here)",
+                    fontsize=7, va="bottom", color="0.3")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel(quality_label + " on held-out validation")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def write_sr_report(result: dict[str, Any], path: Path) -> None:
+    best, budget = result["best"], result["budget_ms"]
+    sets = list(best["eval"])
+    lat_src = best["latency_source"]
+    head = "| model | params | latency (ms) | fits budget | " + " | ".join(
+        f"{s} PSNR-Y / SSIM-Y" for s in sets) + " |"
+    rows = [head, "|" + " --- |" * (4 + len(sets))]
+
+    def row(name: str, entry: dict[str, Any], latency: float | None) -> str:
+        fits = "n/a (not modelled)" if latency is None else ("yes" if latency <= budget else "no")
+        scores = " | ".join(f"{entry['eval'][s]['psnr']:.2f} / {entry['eval'][s]['ssim']:.4f}" for s in sets)
+        return f"| {name} | {entry['params']:,} | {_fmt(latency)} | {fits} | {scores} |"
+
+    rows.append(row("**searched**", best, best["latency_ms"]))
+    for name, entry in result["baselines"].items():
+        rows.append(row(name, entry, entry.get("latency_ms")))
+    device = result["device"]
+    lines = [
+        f"# SR x{best['arch']['scale']} search on {device['name']}",
+        "",
+        f"Device: {device['description']}; LR input {device['lr_hw'][0]}x{device['lr_hw'][1]}. "
+        f"Budget: {budget:g} ms.",
+        f"Latency source: {lat_src['source']}" + (" (measured)" if lat_src["measured"] else " (modelled)") + ".",
+        *[f"Note: {n}" for n in lat_src.get("notes", [])],
+        "",
+        f"Searched architecture ({result['study']['strategy']}, trial #{best['trial']}): "
+        f"{len(best['arch']['blocks'])} blocks, C={best['arch']['channels']}, "
+        f"blocks [M1, M2] = {best['arch']['blocks']}.",
+        *([f"Measured on this host: {best['measured_latency_ms']:.2f} ms (median)."]
+          if best.get("measured_latency_ms") is not None else []),
+        "",
+        "Every trained model below used the same recipe (task.final: L1, Adam, same steps, patches, data).",
+        "",
+        *rows,
+        "",
+        f"Trials: {result['trials']['n_total']} in total, {result['trials']['n_trained']} trained, "
+        f"{result['trials']['n_feasible']} within budget. See pareto.png.",
+        "",
+    ]
+    path.write_text("\n".join(lines))

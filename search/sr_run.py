@@ -1,0 +1,112 @@
+"""Orchestration of ``task=sr``: data, latency, study, final training, baselines, outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+import tasks.sr as sr
+from search import report
+from search.errors import UserError
+from search.latency import make_estimator
+from search.progress import best_feasible
+from search.settings import DeviceProfile, SearchSettings
+from search.sr_task import (
+    Objective,
+    SRSettings,
+    baseline_archs,
+    check_budget,
+    describe_trial,
+    load_data,
+    train_and_evaluate,
+)
+from search.study import open_study, run_study
+from spaces import arch_from_dict, save_arch
+
+
+def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,
+           latency_cfg: dict[str, Any]) -> dict[str, Any]:
+    threads = device.threads or 2
+    sr_settings = SRSettings.from_task(task, settings.seed, threads)
+    scale = sr_settings.space.scale
+    estimator = make_estimator(device, latency_cfg, scale, sr.build_model)
+    floor_ms = check_budget(sr_settings.space, estimator, settings.budget_ms)
+    proxy_patches, final_patches, val, evals = load_data(sr_settings, settings.seed)
+    print(f"task=sr x{scale} device={device.name} budget {settings.budget_ms:g} ms "
+          f"(smallest architecture {floor_ms:.2f} ms); latency: {estimator.source}")
+    print(f"search: {settings.strategy}, {settings.n_trials} trials, study {settings.study_name} "
+          f"in {settings.storage}")
+
+    study = open_study(settings)
+    objective = Objective(sr_settings, estimator, settings.budget_ms, settings.near_budget,
+                          proxy_patches, val, two_objectives=settings.strategy == "nsga2")
+    run_study(study, objective, settings, describe_trial, catch=(sr.DivergedError,))
+    best = best_feasible(study)
+    if best is None:
+        raise UserError(
+            f"no trained candidate met budget_ms={settings.budget_ms:g}; raise search.n_trials or "
+            "search.timeout_s, or the budget"
+        )
+    arch = arch_from_dict(best.user_attrs["arch"])
+    print(f"best: trial #{best.number}, {arch.depth} blocks, C={arch.channels}, "
+          f"{best.user_attrs['latency_ms']:.2f} ms; training it with task.final "
+          f"({sr_settings.final.steps} steps)")
+
+    run_dir = settings.run_dir
+    model, best_scores = train_and_evaluate(
+        arch, sr_settings.final, final_patches, evals, "searched",
+        checkpoint=run_dir / "final_checkpoint.pt",
+    )
+    sr.save_weights(model, run_dir / "model.pt")
+    save_arch(arch, run_dir / "arch.json", scale=scale, latency_ms=best.user_attrs["latency_ms"])
+    onnx_diff = sr.export_onnx(model, run_dir / "model.onnx", check=True)
+
+    baselines: dict[str, Any] = {}
+    for name, base_arch in baseline_archs(sr_settings.baselines, scale).items():
+        base_model, scores = train_and_evaluate(base_arch, sr_settings.final, final_patches, evals, name)
+        scores["val_psnr"] = sr.evaluate(base_model, val, scale)["psnr"]
+        scores["arch"] = base_arch.to_dict()
+        scores["latency_ms"] = _baseline_latency(estimator, base_arch)
+        baselines[name] = scores
+
+    measured_ms = _measure_on_host(model, device) if estimator.measured else None
+    result = {
+        "task": "sr",
+        "device": {"name": device.name, "description": device.description, "lr_hw": list(device.lr_hw)},
+        "budget_ms": settings.budget_ms,
+        "best": {
+            "arch": arch.to_dict(),
+            "arch_key": arch.key,
+            "trial": best.number,
+            "latency_ms": best.user_attrs["latency_ms"],
+            "latency_source": estimator.describe(),
+            "measured_latency_ms": measured_ms,
+            "val_psnr_proxy": best.user_attrs["val_psnr"],
+            **best_scores,
+            "onnx_max_abs_diff": onnx_diff,
+        },
+        "baselines": baselines,
+        "trials": report.trial_summary(study),
+        "study": {"name": settings.study_name, "storage": settings.storage, "strategy": settings.strategy},
+    }
+    report.write_pareto(study, settings.budget_ms, baselines, run_dir / "pareto.png",
+                        title=f"SR x{scale} on {device.name}: validation PSNR-Y vs latency")
+    report.write_sr_report(result, run_dir / "report.md")
+    return result
+
+
+def _baseline_latency(estimator: Any, arch: Any) -> float | None:
+    """Baselines outside the modelled space (e.g. FSRCNN under a per-block WDSR-B model) get None."""
+    try:
+        return estimator.latency_ms(arch)
+    except (ValueError, TypeError, NotImplementedError, KeyError) as err:
+        estimator.notes.append(f"{arch.family}: latency not modelled ({err})")
+        return None
+
+
+def _measure_on_host(model: torch.nn.Module, device: DeviceProfile) -> float:
+    import latency_models
+
+    shape = (1, 3, *device.lr_hw)
+    return latency_models.measure(model, shape, backend="torch-cpu", threads=device.threads or 1).median_ms

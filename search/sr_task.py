@@ -1,0 +1,193 @@
+"""The SR task end to end: search the WDSR-B space under a latency budget, train the winner
+and the baselines with one recipe, evaluate on every eval set, export."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+import tasks.sr as sr
+from search.errors import UserError
+from search.latency import LatencyEstimator
+from search.study import LATENCY_CONSTRAINT
+from spaces import ArchError, BicubicArch, ESPCNArch, FSRCNNArch, SRSpace, WDSRBArch
+
+BASELINES = {"bicubic": BicubicArch, "fsrcnn": FSRCNNArch, "espcn": ESPCNArch}
+
+
+@dataclass(frozen=True)
+class SRSettings:
+    space: SRSpace
+    train_root: Path
+    eval_roots: dict[str, Path]
+    val_images: int
+    proxy: sr.TrainRecipe
+    final: sr.TrainRecipe
+    baselines: tuple[str, ...]
+
+    @staticmethod
+    def from_task(task: dict[str, Any], seed: int, threads: int) -> SRSettings:
+        scale = int(task.get("scale", 2))
+        space_cfg = dict(task.get("space") or {})
+        try:
+            space = SRSpace(
+                scale=scale,
+                min_blocks=int(space_cfg.get("min_blocks", 1)),
+                max_blocks=int(space_cfg.get("max_blocks", 16)),
+                channels=tuple(int(c) for c in space_cfg.get("channels", (8, 12, 16, 20, 24))),
+                m1=tuple(int(v) for v in space_cfg.get("m1", (8, 144, 8))),  # type: ignore[arg-type]
+                m2=tuple(int(v) for v in space_cfg.get("m2", (8, 20, 1))),  # type: ignore[arg-type]
+            )
+        except (ArchError, TypeError, ValueError) as err:
+            raise UserError(f"task.space: {err}") from None
+        data = task.get("data") or {}
+        eval_roots = data.get("eval_roots") or sr.data.DEFAULT_EVAL_ROOTS
+        if not isinstance(eval_roots, dict):
+            raise UserError("data.eval_roots must map names to folders, e.g. "
+                            "'+task.data.eval_roots={set5: /data/Set5, urban100: /data/Urban100}'")
+        unknown = [b for b in task.get("baselines", []) if b not in BASELINES]
+        if unknown:
+            raise UserError(f"unknown baselines {unknown}; choose from {sorted(BASELINES)}")
+
+        def recipe(section: str, seed_offset: int) -> sr.TrainRecipe:
+            r = dict(task.get(section) or {})
+            try:
+                return sr.TrainRecipe(
+                    steps=int(r["steps"]), batch_size=int(r.get("batch_size", 16)),
+                    patch_hr=int(r.get("patch_hr", 96)), lr=float(r.get("lr", 1e-3)),
+                    seed=seed + seed_offset, threads=threads,
+                )
+            except (KeyError, TypeError, ValueError) as err:
+                raise UserError(f"task.{section} is malformed ({err}); it needs steps, batch_size, "
+                                "patch_hr, lr") from None
+
+        return SRSettings(
+            space=space,
+            train_root=Path(data.get("train_root") or sr.data.DEFAULT_TRAIN_ROOT),
+            eval_roots={str(k).lower(): Path(v) for k, v in eval_roots.items()},
+            val_images=int(data.get("val_images", 8)),
+            proxy=recipe("proxy", 1),
+            final=recipe("final", 2),
+            baselines=tuple(task.get("baselines", ())),
+        )
+
+
+def load_data(settings: SRSettings, seed: int) -> tuple[Any, Any, list[Any], dict[str, list[Any]]]:
+    """Train patches for the proxy and final trainings, a held-out validation split of the
+    training folder (scores candidates; the benchmarks stay untouched), and the eval sets."""
+    scale = settings.space.scale
+    try:
+        names = sr.data.list_images(settings.train_root)
+        held = sr.data.holdout_names(names, settings.val_images, seed)
+        proxy_patches = sr.data.TrainPatches(settings.train_root, scale, settings.proxy.patch_hr,
+                                             seed=seed, exclude=held)
+        final_patches = sr.data.TrainPatches(settings.train_root, scale, settings.final.patch_hr,
+                                             seed=seed + 1)
+        val = sr.data.load_eval_set(settings.train_root, scale, names=held)
+        evals = {name: sr.data.load_eval_set(root, scale) for name, root in settings.eval_roots.items()}
+    except sr.data.DataError as err:
+        raise UserError(str(err)) from None
+    return proxy_patches, final_patches, val, evals
+
+
+def check_budget(space: SRSpace, estimator: LatencyEstimator, budget_ms: float) -> float:
+    """The smallest member's latency; a budget below it cannot be met by any architecture."""
+    floor_ms = estimator.latency_ms(space.smallest())
+    if floor_ms > budget_ms:
+        raise UserError(
+            f"budget_ms={budget_ms:g} is below the smallest architecture in the space "
+            f"({floor_ms:.2f} ms on {estimator.device.name}: 1 block, narrowest widths); "
+            f"raise budget_ms above {floor_ms:.2f} or shrink the LR size (device.lr_hw)"
+        )
+    return floor_ms
+
+
+class Objective:
+    """One trial: sample, estimate latency, record the constraint, proxy-train only candidates
+    within ``near_budget`` of the budget, score PSNR-Y on the held-out validation images."""
+
+    def __init__(self, settings: SRSettings, estimator: LatencyEstimator, budget_ms: float,
+                 near_budget: float, patches: Any, val: list[Any], two_objectives: bool) -> None:
+        self.settings = settings
+        self.estimator = estimator
+        self.budget_ms = budget_ms
+        self.near_budget = near_budget
+        self.patches = patches
+        self.val = val
+        self.two_objectives = two_objectives
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        arch = self.settings.space.sample(trial)
+        latency_ms = self.estimator.latency_ms(arch)
+        trial.set_constraint(LATENCY_CONSTRAINT, latency_ms - self.budget_ms)
+        trial.set_user_attr("arch", arch.to_dict())
+        trial.set_user_attr("latency_ms", latency_ms)
+        trial.set_user_attr("params_count", sr.count_parameters(sr.build_model(arch)))
+        if latency_ms > self.budget_ms * self.near_budget:
+            trial.set_user_attr("trained", False)
+            psnr = 0.0  # never trained: constraint-aware samplers rank it by its violation alone
+        else:
+            started = time.monotonic()
+            model = sr.build_model(arch)
+            try:
+                sr.train(model, self.patches, self.settings.proxy)
+            except sr.DivergedError as err:
+                trial.set_user_attr("failure", f"diverged: {err}")
+                raise  # run_study catches it: this trial fails, the study goes on
+            psnr = sr.evaluate(model, self.val, arch.scale)["psnr"]
+            trial.set_user_attr("trained", True)
+            trial.set_user_attr("proxy_s", time.monotonic() - started)
+        trial.set_user_attr("val_psnr", psnr)
+        return (psnr, latency_ms) if self.two_objectives else psnr
+
+
+def describe_trial(trial: optuna.trial.FrozenTrial) -> str:
+    lat = trial.user_attrs.get("latency_ms")
+    arch = trial.user_attrs.get("arch") or {}
+    shape = f"{len(arch.get('blocks', []))}x C{arch.get('channels', '?')}"
+    if not trial.user_attrs.get("trained"):
+        return f"#{trial.number} {shape} {lat:.1f} ms (over budget, not trained)" if lat else f"#{trial.number}"
+    return f"#{trial.number} {shape} {lat:.1f} ms {trial.user_attrs['val_psnr']:.2f} dB"
+
+
+def train_and_evaluate(arch: Any, recipe: sr.TrainRecipe, patches: Any, evals: dict[str, list[Any]],
+                       label: str, checkpoint: Path | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train ``arch`` with ``recipe`` (bicubic needs none) and evaluate it on every eval set."""
+    model = sr.build_model(arch)
+    started = time.monotonic()
+    last = [started]
+
+    def progress(step: int, loss: float) -> None:
+        now = time.monotonic()
+        if now - last[0] > 20 or step == recipe.steps:
+            rate = step / max(now - started, 1e-9)
+            left = (recipe.steps - step) / max(rate, 1e-9)
+            print(f"  [{label}] step {step}/{recipe.steps} L1 {loss:.4f} | {rate:.1f} steps/s, "
+                  f"left ~{int(left // 60)}m{int(left % 60):02d}s", flush=True)
+            last[0] = now
+
+    if sr.count_parameters(model) > 0:
+        try:
+            sr.train(model, patches, recipe, progress=progress, checkpoint_path=checkpoint)
+        except sr.DivergedError as err:
+            raise UserError(f"training {label} diverged: {err}; lower task.final.lr") from None
+    train_s = time.monotonic() - started
+    scores = sr.evaluate_sets(model, evals, arch.scale)
+    return model, {"train_s": round(train_s, 1), "steps": recipe.steps if train_s > 0.5 else 0,
+                   "params": sr.count_parameters(model), "eval": scores}
+
+
+def baseline_archs(names: tuple[str, ...], scale: int) -> dict[str, Any]:
+    return {name: BASELINES[name](scale) for name in names}
+
+
+def assert_in_space(space: SRSpace, arch: WDSRBArch) -> None:
+    try:
+        space.validate(arch)
+    except ArchError as err:
+        raise UserError(str(err)) from None
