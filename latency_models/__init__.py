@@ -16,6 +16,10 @@ from typing import Any
 from latency_models.artifact import LatencyArtifactError, load
 from latency_models.devices import NoLatencyDataError, for_device, load_published
 
+# Imported eagerly on purpose: the submodule `latency_models.measure` shares the function's name,
+# and a lazy import would let the import system rebind `latency_models.measure` to the module.
+from latency_models.measure import measure  # noqa: E402
+
 
 def fit(samples: Any, **kwargs: Any) -> Any:
     """Fit the per-op CPU predictor on ``(module, input_shape, latency_ms)`` samples.
@@ -29,10 +33,6 @@ def fit(samples: Any, **kwargs: Any) -> Any:
 
 def __getattr__(name: str) -> Any:
     # Lazy: the measurement half imports torch, which plain predictor users may not need.
-    if name == "measure":
-        from latency_models.measure import measure
-
-        return measure
     if name == "collect":
         from latency_models.collect import collect
 
