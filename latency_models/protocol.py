@@ -130,6 +130,33 @@ def run_protocol(
             return Timings(tuple(times), False, "max_seconds")
 
 
+def run_batched(
+    sample_batch_ms: Callable[[int], Sequence[float]],
+    protocol: Protocol,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Timings:
+    """The same stopping rule for engines that time several runs per call (a phone benchmark
+    binary). ``sample_batch_ms(n)`` performs its own warm-up and returns up to ``n`` new times
+    (at least one); it is asked for ``min_repeats`` first, then ``window`` at a time."""
+    times: list[float] = []
+    start = clock()
+    wanted = protocol.min_repeats
+    while True:
+        batch = [float(v) for v in sample_batch_ms(wanted)]
+        if not batch or any(not np.isfinite(v) or v < 0 for v in batch):
+            raise ValueError(f"a batch of timed runs returned {batch!r}; expected finite values >= 0 ms")
+        times.extend(batch)
+        n = len(times)
+        if n >= protocol.min_repeats and is_stable(times, protocol.window, protocol.rel_tol):
+            return Timings(tuple(times), True, "stable")
+        if n >= protocol.max_repeats:
+            return Timings(tuple(times), False, "max_repeats")
+        if clock() - start > protocol.max_seconds:
+            return Timings(tuple(times), False, "max_seconds")
+        wanted = protocol.min_repeats - n if n < protocol.min_repeats else protocol.window
+        wanted = max(1, min(wanted, protocol.max_repeats - n))
+
+
 def shuffled_order(n_models: int, seed: int) -> list[int]:
     """A random permutation of ``range(n_models)`` from a seeded per-call Generator."""
     rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@
 ``get_backend(name, **options)`` builds one; ``register_backend`` adds a new one.
 """
 
+from latency_models.backends.adb import AdbBackend
 from latency_models.backends.base import (
     Backend,
     BackendUnavailable,
@@ -18,13 +19,18 @@ from latency_models.backends.base import (
     register_backend,
     registered_backends,
 )
+from latency_models.backends.onnxruntime_cpu import OnnxRuntimeCPUBackend
 from latency_models.backends.torch_cpu import TorchCPUBackend
+from latency_models.backends.torch_cuda import TorchCUDABackend
 
 __all__ = [
+    "AdbBackend",
     "Backend",
     "BackendUnavailable",
     "LocalBackend",
+    "OnnxRuntimeCPUBackend",
     "TorchCPUBackend",
+    "TorchCUDABackend",
     "get_backend",
     "register_backend",
     "registered_backends",
