@@ -1,0 +1,160 @@
+"""L1 / Adam training of an SR model on random patches, on the CPU, resumable."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from tasks.sr.data import TrainPatches
+
+CHECKPOINT_FORMAT = "hwnas.sr.train_checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite; ``step`` is the 1-based step that produced it."""
+
+    def __init__(self, step: int, loss: float) -> None:
+        super().__init__(f"training diverged at step {step}: loss {loss}; lower the learning rate")
+        self.step = step
+        self.loss = loss
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """One training run. ``lr`` decays to ``lr_final`` on a cosine over ``steps``.
+
+    ``threads`` sets torch's intra-op threads for the run (restored afterwards);
+    ``checkpoint_every`` is in steps.
+    """
+
+    steps: int
+    batch_size: int = 16
+    patch_hr: int = 96
+    lr: float = 1e-3
+    lr_final: float = 1e-5
+    seed: int = 0
+    threads: int = 2
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.batch_size < 1 or self.patch_hr < 1 or self.threads < 1:
+            raise ValueError(f"invalid recipe {self}")
+        if not (self.lr > 0 and 0 <= self.lr_final <= self.lr):
+            raise ValueError(f"need lr > 0 and 0 <= lr_final <= lr, got {self.lr}, {self.lr_final}")
+        if self.checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {self.checkpoint_every}")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of 0-based ``step``."""
+        if self.steps <= 1:
+            return self.lr
+        t = min(step, self.steps - 1) / (self.steps - 1)
+        return self.lr_final + 0.5 * (self.lr - self.lr_final) * (1 + math.cos(math.pi * t))
+
+
+@dataclass(frozen=True)
+class TrainStats:
+    """``steps``: steps done in total (including any resumed); ``seconds``: wall time of this call;
+    ``final_loss``: mean L1 of the last (up to) 100 steps of this call (nan if none ran)."""
+
+    steps: int
+    seconds: float
+    final_loss: float
+    resumed_from: int = 0
+    stopped: bool = False
+
+    @property
+    def steps_per_second(self) -> float:
+        done = self.steps - self.resumed_from
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+
+def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, step: int,
+                     patches: TrainPatches) -> None:
+    state = {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "step": step,
+        "model": model.state_dict(), "optimizer": opt.state_dict(), "patches": patches.state_dict(),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # never leave a half-written checkpoint behind
+
+
+def _load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, patches: TrainPatches) -> int:
+    state = torch.load(path, weights_only=True, map_location="cpu")
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not an SR training checkpoint; delete it to start afresh")
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    patches.load_state_dict(state["patches"])
+    return int(state["step"])
+
+
+def train(
+    model: nn.Module,
+    patches: TrainPatches,
+    recipe: TrainRecipe,
+    progress: Callable[[int, float], None] | None = None,
+    checkpoint_path: str | Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainStats:
+    """Train ``model`` in place with L1 loss and Adam for ``recipe.steps`` steps.
+
+    ``patches`` must be built with the recipe's patch size (its ``patch_hr`` is used as is).
+    ``progress(step, loss)`` is called after every step (1-based step, L1 loss of that batch).
+    With ``checkpoint_path``, training resumes from that file if it exists and saves model,
+    optimizer, sampler state and step there every ``recipe.checkpoint_every`` steps and at the end.
+    ``should_stop()`` is polled every step; when true, training saves and returns early.
+    Models without parameters (bicubic) return at once. Raises :class:`DivergedError`.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        return TrainStats(steps=0, seconds=0.0, final_loss=math.nan)
+    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
+    opt = torch.optim.Adam(params, lr=recipe.lr)
+    start = _load_checkpoint(ckpt, model, opt, patches) if ckpt is not None and ckpt.exists() else 0
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(recipe.threads)
+    loss_fn = nn.L1Loss()
+    recent: list[float] = []
+    step, stopped = start, False
+    was_training = model.training
+    model.train()
+    t0 = time.perf_counter()
+    try:
+        while step < recipe.steps:
+            for group in opt.param_groups:
+                group["lr"] = recipe.lr_at(step)
+            lr, hr = patches.batch(recipe.batch_size)
+            loss = loss_fn(model(lr), hr)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise DivergedError(step + 1, value)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            recent = (recent + [value])[-100:]
+            if progress is not None:
+                progress(step, value)
+            if ckpt is not None and step % recipe.checkpoint_every == 0:
+                _save_checkpoint(ckpt, model, opt, step, patches)
+            if should_stop is not None and step < recipe.steps and should_stop():
+                stopped = True
+                break
+        if ckpt is not None and step > start:
+            _save_checkpoint(ckpt, model, opt, step, patches)
+    finally:
+        torch.set_num_threads(old_threads)
+        model.train(was_training)
+    seconds = time.perf_counter() - t0
+    final = sum(recent) / len(recent) if recent else math.nan
+    return TrainStats(steps=step, seconds=seconds, final_loss=final, resumed_from=start, stopped=stopped)
