@@ -36,9 +36,11 @@ def test_onnxruntime_cpu_measures(threads):
 
 
 def test_onnxruntime_cpu_larger_model_is_slower():
-    small = measure(conv_stack(4, 1), (1, 3, 64, 64), backend="onnxruntime-cpu", **FAST)
-    large = measure(conv_stack(48, 4), (1, 3, 64, 64), backend="onnxruntime-cpu", **FAST)
-    assert large.median_ms > 3 * small.median_ms, (small.median_ms, large.median_ms)
+    small_net, large_net = conv_stack(4, 1), conv_stack(48, 4)
+    # Best of three: other processes on a shared machine only ever add time.
+    small = min(measure(small_net, (1, 3, 64, 64), backend="onnxruntime-cpu", **FAST).median_ms for _ in range(3))
+    large = min(measure(large_net, (1, 3, 64, 64), backend="onnxruntime-cpu", **FAST).median_ms for _ in range(3))
+    assert large > 3 * small, (small, large)
 
 
 def test_onnx_export_matches_torch(tmp_path):
