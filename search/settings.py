@@ -83,6 +83,10 @@ class SearchSettings:
     budget_ms: float
     seed: int
     run_dir: Path
+    heartbeat_s: int = 30     # workers' heartbeat period; see search/storage.py
+    grace_s: int = 120        # a RUNNING trial silent this long is failed and re-queued
+    max_retry: int = 2        # how often one trial's parameters are re-queued at most
+    run_final: bool = True    # False: search only (cluster workers); one final command trains
 
     @staticmethod
     def from_cfg(cfg: DictConfig, device: DeviceProfile, run_dir: Path) -> SearchSettings:
@@ -108,6 +112,10 @@ class SearchSettings:
             budget_ms=budget_ms,
             seed=_int(cfg.get("seed", 0), "seed"),
             run_dir=run_dir,
+            heartbeat_s=_int(cfg.search.get("heartbeat_s", 30), "search.heartbeat_s", minimum=1),
+            grace_s=_int(cfg.search.get("grace_s", 120), "search.grace_s", minimum=2),
+            max_retry=_int(cfg.search.get("max_retry", 2), "search.max_retry"),
+            run_final=bool(cfg.search.get("run_final", True)),
         )
 
 
