@@ -1,36 +1,99 @@
-"""The Optuna study: sampler per strategy, persistent storage, resume, total-trial accounting."""
+"""The Optuna study: sampler per strategy, storage with heartbeats, resume, and ``n_trials`` as
+the study's total across every worker that joins it.
+
+Several processes (on one machine or many) may run :func:`run_study` on the same study. Each
+starts a trial only while the finished trials plus the trials running elsewhere fall short of
+``n_trials``; otherwise it waits for those to finish. A worker that dies stops sending heartbeats:
+the next worker that looks marks its trial FAIL and runs a WAITING copy with the same parameters
+(``search.max_retry`` times at most). Ctrl-C or SIGTERM fails the running trial, re-queues its
+parameters and exits; the same command resumes.
+"""
 
 from __future__ import annotations
 
+import math
+import os
+import signal
+import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import optuna
+import torch
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.samplers._lazy_random_state import LazyRandomState
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UserError
 from search.progress import ProgressPrinter
 from search.settings import SearchSettings
+from search.storage import HeartbeatPolicy, open_storage, redact, retry_callback
 
 LATENCY_CONSTRAINT = "latency_over_budget_ms"
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
+STALE_REASON = "its worker stopped sending heartbeats (killed, preempted or hung); parameters re-queued"
+INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM); parameters re-queued"
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """A 32-bit seed that depends only on the run's seed and the trial number."""
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+class _PerTrialSeed:
+    """Sampler mixin: before each trial, reseed every random state of the sampler from
+    ``(seed, trial.number)``. A sequential run is reproducible, and concurrent workers sharing
+    one seed still draw different candidates (each trial number is taken once)."""
+
+    base_seed: int = 0
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        _reseed(self, trial_seed(self.base_seed, trial.number))
+        super().before_trial(study, trial)  # type: ignore[misc]
+
+
+def _reseed(sampler: object, seed: int, depth: int = 0) -> None:
+    for value in vars(sampler).values():
+        if isinstance(value, LazyRandomState):
+            value.rng.seed(seed)
+        elif isinstance(value, optuna.samplers.BaseSampler) and depth < 2:
+            _reseed(value, seed, depth + 1)  # e.g. TPE's random sampler for its startup trials
+
+
+class SeededTPESampler(_PerTrialSeed, optuna.samplers.TPESampler):
+    pass
+
+
+class SeededNSGAIISampler(_PerTrialSeed, optuna.samplers.NSGAIISampler):
+    pass
+
+
+class SeededRandomSampler(_PerTrialSeed, optuna.samplers.RandomSampler):
+    pass
 
 
 def make_sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
     opts = settings.strategy_options
+    sampler: _PerTrialSeed
     if settings.strategy == "tpe":
-        return optuna.samplers.TPESampler(
+        sampler = SeededTPESampler(
             seed=settings.seed,
             n_startup_trials=int(opts.get("n_startup_trials", 10)),
             multivariate=bool(opts.get("multivariate", True)),
-            constant_liar=True,
+            constant_liar=True,  # concurrent workers see running trials as bad: no duplicates
         )
-    if settings.strategy == "nsga2":
-        return optuna.samplers.NSGAIISampler(
-            seed=settings.seed, population_size=int(opts.get("population_size", 12))
-        )
-    return optuna.samplers.RandomSampler(seed=settings.seed)
+    elif settings.strategy == "nsga2":
+        sampler = SeededNSGAIISampler(seed=settings.seed,
+                                      population_size=int(opts.get("population_size", 12)))
+    else:
+        sampler = SeededRandomSampler(seed=settings.seed)
+    sampler.base_seed = settings.seed
+    return sampler  # type: ignore[return-value]
 
 
 def directions(settings: SearchSettings) -> list[str]:
@@ -38,20 +101,26 @@ def directions(settings: SearchSettings) -> list[str]:
     return ["maximize", "minimize"] if settings.strategy == "nsga2" else ["maximize"]
 
 
+def heartbeat_policy(settings: SearchSettings) -> HeartbeatPolicy:
+    return HeartbeatPolicy(settings.heartbeat_s, settings.grace_s, settings.max_retry)
+
+
 def open_study(settings: SearchSettings) -> optuna.Study:
-    """Create the study, or load it when the same command runs again (resume)."""
+    """Create the study, or load it when the same command runs again (resume) or another worker
+    created it first."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(settings.storage, heartbeat_policy(settings))
     try:
         study = optuna.create_study(
             study_name=settings.study_name,
-            storage=settings.storage,
+            storage=storage,
             sampler=make_sampler(settings),
             directions=directions(settings),
             load_if_exists=True,
         )
     except ValueError as err:
         raise UserError(
-            f"study {settings.study_name!r} in {settings.storage} cannot be resumed: {err}. "
+            f"study {settings.study_name!r} in {redact(settings.storage)} cannot be resumed: {err}. "
             "Pick another search.study_name or another run directory."
         ) from None
     if [d.name.lower() for d in study.directions] != directions(settings):
@@ -65,6 +134,93 @@ def done_trials(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=DONE_STATES)
 
 
+def reap_stale(study: optuna.Study) -> int:
+    """Fail RUNNING trials whose worker went silent (reason in their ``failure`` user attr) and
+    re-queue their parameters; returns how many were failed."""
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return 0
+    stale = storage._get_stale_trial_ids(study._study_id)  # type: ignore[attr-defined]
+    for trial_id in stale:
+        try:
+            storage.set_trial_user_attr(trial_id, "failure", STALE_REASON)
+        except UpdateFinishedTrialError:
+            pass  # finished meanwhile
+    if stale:
+        optuna.storages.fail_stale_trials(study)
+    return len(stale)
+
+
+class _Guarded:
+    """The objective, plus: who runs the trial, a per-trial torch seed, and the reason a trial
+    failed (``failure`` user attr)."""
+
+    def __init__(self, objective: Callable[[optuna.Trial], Any], seed: int) -> None:
+        self.objective = objective
+        self.seed = seed
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.current: int | None = None  # the trial running now, if any
+        self.last: int | None = None  # the last trial this worker started
+
+    def __call__(self, trial: optuna.Trial) -> Any:
+        self.current = self.last = trial.number
+        trial.set_user_attr("worker", self.worker)
+        frozen = trial.study.get_trials(deepcopy=False)[trial.number]
+        retried = frozen.system_attrs.get("failed_trial")
+        if retried is not None:
+            trial.set_user_attr("retry_of", retried)
+            trial.set_user_attr("failure", None)  # the failed original's reason is not this one's
+        torch.manual_seed(trial_seed(self.seed, trial.number))  # model init etc.: per trial
+        try:
+            value = self.objective(trial)
+        except (KeyboardInterrupt, SystemExit):
+            trial.set_user_attr("failure", INTERRUPTED_REASON)
+            raise
+        except Exception as err:
+            if not trial.user_attrs.get("failure"):
+                trial.set_user_attr("failure", f"{type(err).__name__}: {err}")
+            raise
+        values = value if isinstance(value, tuple | list) else (value,)
+        if any(not math.isfinite(float(v)) for v in values):
+            trial.set_user_attr("failure", f"objective returned {value} (NaN or inf)")
+        self.current = None
+        return value
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SLURM preemption and ``kill`` send SIGTERM: treat it as Ctrl-C (save, re-queue, exit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _requeue(study: optuna.Study, number: int | None, settings: SearchSettings) -> None:
+    """After Ctrl-C/SIGTERM: fail the interrupted trial (if Optuna has not) and queue its
+    parameters again so the next run (this command again, or another worker) runs them."""
+    if number is None:
+        return
+    trial = study.get_trials(deepcopy=False)[number]
+    if trial.state == TrialState.RUNNING:
+        try:
+            study.tell(number, state=TrialState.FAIL)
+        except (UpdateFinishedTrialError, ValueError, RuntimeError):
+            return
+        trial = study.get_trials(deepcopy=False)[number]
+    if trial.state == TrialState.FAIL:
+        retry_callback(heartbeat_policy(settings))(study, trial)
+        print(f"trial #{number} interrupted: marked failed, its parameters queued to run again")
+
+
 def run_study(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], Any],
@@ -75,24 +231,66 @@ def run_study(
     """Run until the study holds ``n_trials`` finished trials in total (across resumes and
     workers) or ``timeout_s`` passes; print progress after each trial. Exceptions in ``catch``
     fail that trial (reason kept in its ``failure`` user attr) while the study goes on."""
+    reap_stale(study)
     already = len(done_trials(study))
+    name = settings.study_name
     if already >= settings.n_trials:
-        print(f"study {settings.study_name}: {already} trials already done (n_trials={settings.n_trials}); "
-              "nothing to add")
+        print(f"study {name}: {already} trials already done (n_trials={settings.n_trials}); nothing to add")
         return
     if already:
-        print(f"resuming study {settings.study_name}: {already}/{settings.n_trials} trials done")
+        print(f"resuming study {name}: {already}/{settings.n_trials} trials done")
     progress = ProgressPrinter(settings.n_trials, settings.timeout_s, describe, start_done=already)
-    stop = optuna.study.MaxTrialsCallback(settings.n_trials, states=DONE_STATES)
+    guarded = _Guarded(objective, settings.seed)
     started = time.monotonic()
-    study.optimize(
-        objective,
-        n_trials=settings.n_trials - already,
-        timeout=settings.timeout_s,
-        callbacks=[stop, progress],
-        catch=catch,
-        gc_after_trial=True,
-    )
+    with _sigterm_as_interrupt():
+        try:
+            _loop(study, guarded, settings, progress, catch, started)
+        except KeyboardInterrupt:
+            _requeue(study, guarded.current, settings)
+            raise
+        except SystemExit:  # e.g. submitit requeueing the job on a timeout signal
+            _requeue(study, guarded.current, settings)
+            raise
     progress.finish(time.monotonic() - started)
     if not done_trials(study):
         raise UserError("no trial finished: raise search.timeout_s or lower the proxy training steps")
+
+
+def _loop(study: optuna.Study, guarded: _Guarded, settings: SearchSettings, progress: ProgressPrinter,
+          catch: tuple[type[Exception], ...], started: float) -> None:
+    n_trials = settings.n_trials
+    poll_s = min(float(settings.heartbeat_s), 5.0)
+    failures_in_a_row = 0
+    waiting_said = False
+    while True:
+        reap_stale(study)
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        done = sum(s in DONE_STATES for s in states)
+        running = states.count(TrialState.RUNNING)
+        queued = states.count(TrialState.WAITING)
+        if done >= n_trials:
+            return
+        if time.monotonic() - started >= settings.timeout_s:
+            print(f"search.timeout_s={settings.timeout_s:g} reached with {done}/{n_trials} trials done; "
+                  "run the same command again to continue")
+            return
+        if failures_in_a_row >= max(3, n_trials):
+            raise UserError(f"{failures_in_a_row} trials in a row failed on this worker; see their "
+                            "'failure' attribute in result.json")
+        if queued == 0 and done + running >= n_trials:
+            if not waiting_said:
+                print(f"waiting for {running} trial(s) running on other workers to finish "
+                      f"({done}/{n_trials} done)", flush=True)
+                waiting_said = True
+            time.sleep(poll_s)
+            continue
+        waiting_said = False
+        try:
+            study.optimize(guarded, n_trials=1, callbacks=[progress], catch=catch, gc_after_trial=True)
+        except UpdateFinishedTrialError:
+            # this worker was silent too long and another worker failed its trial and re-queued it
+            print(f"trial #{guarded.current} was declared dead by another worker (no heartbeat "
+                  f"within search.grace_s={settings.grace_s}); its retry runs elsewhere")
+        guarded.current = None
+        last = study.get_trials(deepcopy=False)[guarded.last] if guarded.last is not None else None
+        failures_in_a_row = failures_in_a_row + 1 if last and last.state == TrialState.FAIL else 0

@@ -1,0 +1,100 @@
+"""After ``python -m search -m ...``: one table across the sweep's jobs (``summary.md`` and
+``summary.json`` in the sweep directory), read from each job's ``result.json``."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+class SweepSummary(Callback):
+    """Hydra callback (``hydra.callbacks`` in conf/config.yaml). Jobs whose ``result.json`` was
+    written during this multirun are summarised; older ones in the same sweep directory (an earlier
+    sweep, a failed job's previous result) are left out."""
+
+    def __init__(self) -> None:
+        self.started_unix_s = time.time()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.started_unix_s = time.time()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        rows = collect(sweep_dir, since_unix_s=self.started_unix_s - 1.0)
+        if rows:
+            md, js = write_summary(rows, sweep_dir)
+            print(f"sweep summary ({len(rows)} jobs): {md} and {js}")
+
+
+def collect(sweep_dir: Path, since_unix_s: float = 0.0) -> list[dict[str, Any]]:
+    """One row per job: where it ran, what it searched and what it found."""
+    rows = []
+    for path in sorted(sweep_dir.glob("**/result.json")):
+        if path.stat().st_mtime < since_unix_s:
+            continue
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        rows.append(summary_row(result, path.parent.relative_to(sweep_dir)))
+    return sorted(rows, key=lambda r: (r["task"], r["device"], r["budget_ms"] or 0, r["job"]))
+
+
+def summary_row(result: dict[str, Any], job: Path) -> dict[str, Any]:
+    best = result.get("best") or {}
+    trials = result.get("trials") or {}
+    study = result.get("study") or {}
+    evals = {name: scores.get("psnr") for name, scores in (best.get("eval") or {}).items()
+             if isinstance(scores, dict)}
+    arch = best.get("arch") or {}
+    return {
+        "job": str(job),
+        "task": result.get("task"),
+        "device": (result.get("device") or {}).get("name"),
+        "budget_ms": result.get("budget_ms"),
+        "strategy": study.get("strategy"),
+        "study": study.get("name"),
+        "n_complete": trials.get("n_complete"),
+        "n_failed": trials.get("n_failed"),
+        "best_trial": best.get("trial"),
+        "best_arch_key": best.get("arch_key"),
+        "blocks": len(arch.get("blocks", [])) if isinstance(arch.get("blocks"), list) else None,
+        "channels": arch.get("channels"),
+        "latency_ms": best.get("latency_ms"),
+        "val_psnr_proxy": best.get("val_psnr_proxy"),
+        "eval_psnr": evals,
+        "final_trained": bool(evals),
+        "wall_s": result.get("wall_s"),
+    }
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def write_summary(rows: list[dict[str, Any]], sweep_dir: Path) -> tuple[Path, Path]:
+    """``summary.md`` (a table people read) and ``summary.json`` (the same rows)."""
+    eval_names = sorted({name for row in rows for name in row["eval_psnr"]})
+    head = ["job", "task", "device", "budget (ms)", "strategy", "trials done", "failed", "best trial",
+            "blocks", "C", "latency (ms)", "proxy val PSNR (dB)"] + [f"{n} PSNR (dB)" for n in eval_names]
+    lines = ["# Sweep summary", "",
+             f"{len(rows)} jobs in `{sweep_dir}`; each job's own `report.md` and `result.json` are in "
+             "its directory. Latency is the budgeted model's (see each job's report).", "",
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for r in rows:
+        cells = [f"`{r['job']}`", r["task"], r["device"], _fmt(r["budget_ms"], 1), r["strategy"],
+                 r["n_complete"], r["n_failed"], r["best_trial"], r["blocks"], r["channels"],
+                 _fmt(r["latency_ms"]), _fmt(r["val_psnr_proxy"])]
+        cells += [_fmt(r["eval_psnr"].get(n)) for n in eval_names]
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    md, js = sweep_dir / "summary.md", sweep_dir / "summary.json"
+    md.write_text("\n".join(lines) + "\n")
+    js.write_text(json.dumps({"sweep_dir": str(sweep_dir), "jobs": rows}, indent=2) + "\n")
+    return md, js
