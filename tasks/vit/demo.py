@@ -1,0 +1,145 @@
+"""The offline default: a small ViT trained on the shipped MNIST subset.
+
+MNIST digits upsampled to 56x56 with 4x4 patches give 196 patch tokens, as many as deit at 224:
+at 28x28 (49 tokens) the fixed per-image cost dominates and pruning barely pays (docs/measured.md).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from timm.models.vision_transformer import VisionTransformer
+
+from tasks.vit.data import endless_batches
+from tasks.vit.errors import TokenPruneError
+from tasks.vit.evaluate import evaluate_top1
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """Images (N, 1, H, W) float32, normalised; labels (N,) int64."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+
+    @property
+    def train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.train_images, self.train_labels
+
+    @property
+    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.test_images, self.test_labels
+
+
+def demo_data_path() -> Path:
+    return Path(str(resources.files("tasks.vit") / "assets" / "mnist5k.npz"))
+
+
+def load_demo_data(img_size: int = 56, held_out: int = 1000, seed: int = 0,
+                   path: str | Path | None = None) -> DemoData:
+    """The shipped 5000 MNIST digits (sorted by label), shuffled with a seeded generator, split
+    into ``5000 - held_out`` training and ``held_out`` test images, resized (bilinear) to
+    ``img_size`` and normalised with the MNIST mean and std."""
+    path = Path(path) if path is not None else demo_data_path()
+    if not path.is_file():
+        raise TokenPruneError(f"{path}: demo data file not found")
+    with np.load(path) as npz:
+        images, labels = npz["images"], npz["labels"]
+    if not 0 < held_out < len(labels):
+        raise TokenPruneError(f"held_out must be in (0, {len(labels)}), got {held_out}")
+    order = np.random.default_rng(seed).permutation(len(labels))
+    x = torch.from_numpy(images[order]).float().div_(255.0).unsqueeze(1)
+    if img_size != x.shape[-1]:
+        x = F.interpolate(x, size=(img_size, img_size), mode="bilinear", align_corners=False)
+    x = (x - MNIST_MEAN) / MNIST_STD
+    y = torch.from_numpy(labels[order]).long()
+    cut = len(y) - held_out
+    return DemoData(x[:cut].contiguous(), y[:cut], x[cut:].contiguous(), y[cut:])
+
+
+def build_demo_teacher(img_size: int = 56, patch_size: int = 4, embed_dim: int = 192, depth: int = 12,
+                       num_heads: int = 3, mlp_ratio: float = 4.0, seed: int = 0) -> VisionTransformer:
+    """A timm ``VisionTransformer`` for 1-channel 10-class digits, initialised from ``seed``
+    (the global torch RNG state is restored afterwards)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VisionTransformer(img_size=img_size, patch_size=patch_size, in_chans=1, num_classes=10,
+                                 embed_dim=embed_dim, depth=depth, num_heads=num_heads, mlp_ratio=mlp_ratio)
+
+
+@dataclass(frozen=True)
+class TeacherRecipe:
+    """AdamW with warm-up and cosine decay, label smoothing, random affine jitter per image."""
+
+    epochs: float = 12.0
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    label_smoothing: float = 0.1
+    max_shift: float = 0.1  # of the image size
+    max_rotate_deg: float = 10.0
+    seed: int = 0
+    time_budget_s: float | None = None  # stop early when over budget (cosine still on steps)
+
+
+@dataclass(frozen=True)
+class TeacherLog:
+    steps: int
+    seconds: float
+    train_loss: float  # mean over the last 50 steps
+    test_top1: float  # held-out accuracy in [0, 1]
+
+
+def _jitter(images: torch.Tensor, recipe: TeacherRecipe, generator: torch.Generator) -> torch.Tensor:
+    """Random rotation, scale and shift of each image (B, C, H, W); background = image minimum."""
+    b = images.shape[0]
+    r = lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=generator)  # noqa: E731
+    angle = r(-1, 1) * math.radians(recipe.max_rotate_deg)
+    scale = r(0.9, 1.1)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, r(-1, 1) * 2 * recipe.max_shift], 1),
+                         torch.stack([sin, cos, r(-1, 1) * 2 * recipe.max_shift], 1)], 1)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    low = images.amin()
+    return F.grid_sample(images - low, grid, align_corners=False) + low
+
+
+def train_teacher(model: torch.nn.Module, data: DemoData, recipe: TeacherRecipe = TeacherRecipe()) -> TeacherLog:
+    """Train ``model`` in place on ``data.train``; report held-out top-1 and wall time (s)."""
+    gen = torch.Generator().manual_seed(recipe.seed)
+    steps = max(1, int(recipe.epochs * len(data.train_labels) / recipe.batch_size))
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / recipe.warmup_steps)
+                                              * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    batches = endless_batches(data.train, recipe.batch_size, gen)
+    start, losses = time.perf_counter(), []
+    model.train()
+    done = 0
+    while done < steps:
+        done += 1
+        images, labels = next(batches)
+        loss = F.cross_entropy(model(_jitter(images, recipe, gen)), labels,
+                               label_smoothing=recipe.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if recipe.time_budget_s is not None and time.perf_counter() - start > recipe.time_budget_s:
+            break
+    seconds = time.perf_counter() - start
+    model.eval()
+    return TeacherLog(done, seconds, float(np.mean(losses[-50:])), evaluate_top1(model, data.test))
