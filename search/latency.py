@@ -54,7 +54,10 @@ def _published(device: DeviceProfile, scale: int) -> LatencyEstimator:
         raise UserError(str(err)) from None
     manifest = predictor.manifest
     source = str(manifest.get("provenance", {}).get("citation") or manifest.get("provenance"))
-    notes = [str(manifest.get("not_modelled", "head, tail, skip conv and PixelShuffle are not modelled"))]
+    not_modelled = manifest.get("not_modelled") or ["head, tail, skip conv and PixelShuffle"]
+    if isinstance(not_modelled, str):
+        not_modelled = [not_modelled]
+    notes = ["not modelled (the estimate is the sum over residual blocks): " + "; ".join(map(str, not_modelled))]
 
     def predict(archs: Sequence[Any]) -> list[float]:
         return [float(v) for v in predictor.predict_archs(list(archs), device.lr_hw)]

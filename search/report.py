@@ -117,7 +117,7 @@ def write_sr_report(result: dict[str, Any], path: Path) -> None:
         f"Device: {device['description']}; LR input {device['lr_hw'][0]}x{device['lr_hw'][1]}. "
         f"Budget: {budget:g} ms.",
         f"Latency source: {lat_src['source']}" + (" (measured)" if lat_src["measured"] else " (modelled)") + ".",
-        *[f"Note: {n}" for n in lat_src.get("notes", [])],
+        *[f"Note: {n if isinstance(n, str) else '; '.join(map(str, n))}." for n in lat_src.get("notes", [])],
         "",
         f"Searched architecture ({result['study']['strategy']}, trial #{best['trial']}): "
         f"{len(best['arch']['blocks'])} blocks, C={best['arch']['channels']}, "

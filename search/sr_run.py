@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 import tasks.sr as sr
+from tasks.sr.evaluate import evaluate
 from search import report
 from search.errors import UserError
 from search.latency import make_estimator
@@ -65,7 +66,7 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
     baselines: dict[str, Any] = {}
     for name, base_arch in baseline_archs(sr_settings.baselines, scale).items():
         base_model, scores = train_and_evaluate(base_arch, sr_settings.final, final_patches, evals, name)
-        scores["val_psnr"] = sr.evaluate(base_model, val, scale)["psnr"]
+        scores["val_psnr"] = evaluate(base_model, val, scale)["psnr"]
         scores["arch"] = base_arch.to_dict()
         scores["latency_ms"] = _baseline_latency(estimator, base_arch)
         baselines[name] = scores

@@ -12,6 +12,8 @@ import optuna
 import torch
 
 import tasks.sr as sr
+from tasks.sr.evaluate import evaluate
+from tasks.sr.train import train as train_model
 from search.errors import UserError
 from search.latency import LatencyEstimator
 from search.study import LATENCY_CONSTRAINT
@@ -82,15 +84,12 @@ def load_data(settings: SRSettings, seed: int) -> tuple[Any, Any, list[Any], dic
     training folder (scores candidates; the benchmarks stay untouched), and the eval sets."""
     scale = settings.space.scale
     try:
-        names = sr.data.list_images(settings.train_root)
-        held = sr.data.holdout_names(names, settings.val_images, seed)
-        proxy_patches = sr.data.TrainPatches(settings.train_root, scale, settings.proxy.patch_hr,
-                                             seed=seed, exclude=held)
-        final_patches = sr.data.TrainPatches(settings.train_root, scale, settings.final.patch_hr,
-                                             seed=seed + 1)
-        val = sr.data.load_eval_set(settings.train_root, scale, names=held)
-        evals = {name: sr.data.load_eval_set(root, scale) for name, root in settings.eval_roots.items()}
-    except sr.data.DataError as err:
+        proxy_patches = sr.TrainPatches(settings.train_root, scale, settings.proxy.patch_hr,
+                                        seed=seed, val_images=settings.val_images)
+        val = proxy_patches.val_set()
+        final_patches = sr.TrainPatches(settings.train_root, scale, settings.final.patch_hr, seed=seed + 1)
+        evals = {name: sr.load_eval_set(root, scale) for name, root in settings.eval_roots.items()}
+    except sr.DataError as err:
         raise UserError(str(err)) from None
     return proxy_patches, final_patches, val, evals
 
@@ -127,7 +126,7 @@ class Objective:
         trial.set_constraint(LATENCY_CONSTRAINT, latency_ms - self.budget_ms)
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("latency_ms", latency_ms)
-        trial.set_user_attr("params_count", sr.count_parameters(sr.build_model(arch)))
+        trial.set_user_attr("params_count", sr.num_params(sr.build_model(arch)))
         if latency_ms > self.budget_ms * self.near_budget:
             trial.set_user_attr("trained", False)
             psnr = 0.0  # never trained: constraint-aware samplers rank it by its violation alone
@@ -135,11 +134,11 @@ class Objective:
             started = time.monotonic()
             model = sr.build_model(arch)
             try:
-                sr.train(model, self.patches, self.settings.proxy)
+                train_model(model, self.patches, self.settings.proxy)
             except sr.DivergedError as err:
                 trial.set_user_attr("failure", f"diverged: {err}")
                 raise  # run_study catches it: this trial fails, the study goes on
-            psnr = sr.evaluate(model, self.val, arch.scale)["psnr"]
+            psnr = evaluate(model, self.val, arch.scale)["psnr"]
             trial.set_user_attr("trained", True)
             trial.set_user_attr("proxy_s", time.monotonic() - started)
         trial.set_user_attr("val_psnr", psnr)
@@ -171,15 +170,15 @@ def train_and_evaluate(arch: Any, recipe: sr.TrainRecipe, patches: Any, evals: d
                   f"left ~{int(left // 60)}m{int(left % 60):02d}s", flush=True)
             last[0] = now
 
-    if sr.count_parameters(model) > 0:
+    if sr.num_params(model) > 0:
         try:
-            sr.train(model, patches, recipe, progress=progress, checkpoint_path=checkpoint)
+            train_model(model, patches, recipe, progress=progress, checkpoint_path=checkpoint)
         except sr.DivergedError as err:
             raise UserError(f"training {label} diverged: {err}; lower task.final.lr") from None
     train_s = time.monotonic() - started
     scores = sr.evaluate_sets(model, evals, arch.scale)
     return model, {"train_s": round(train_s, 1), "steps": recipe.steps if train_s > 0.5 else 0,
-                   "params": sr.count_parameters(model), "eval": scores}
+                   "params": sr.num_params(model), "eval": scores}
 
 
 def baseline_archs(names: tuple[str, ...], scale: int) -> dict[str, Any]:
