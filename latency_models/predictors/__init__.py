@@ -2,6 +2,9 @@
 :mod:`latency_models.artifact`; heavy dependencies (sklearn, onnxruntime, torch) load lazily."""
 
 from latency_models.predictors.base import LatencyPredictor
+from latency_models.predictors.lut import BlockLUTPredictor
+from latency_models.predictors.opwise import OpwisePredictor
 from latency_models.predictors.published import PublishedBlockPredictor
+from latency_models.predictors.surrogate import SRSurrogate
 
-__all__ = ["LatencyPredictor", "PublishedBlockPredictor"]
+__all__ = ["BlockLUTPredictor", "LatencyPredictor", "OpwisePredictor", "PublishedBlockPredictor", "SRSurrogate"]

@@ -1,0 +1,136 @@
+"""Must-hold check of the latency predictor on this CPU (torch-cpu), printed as a table.
+
+    python benchmarks/latency_predictor.py [--threads 1 2] [--n-fit 150] [--n-test 100]
+
+For each thread count and family (WDSR-B SR space at LR 90x160; token-pruned deit_tiny /
+deit_small at 224x224, tokens dropped at blocks 4/7/10), measure n_fit + n_test random models
+(fastest run of up to ``--repeats``, see latency_models.opbench.lower_envelope_ms), time the
+distinct kernels of the fitting models alone, fit an opwise predictor and a FLOPs-linear
+baseline on the fitting models, and report both on the held-out ones. Then a predictor fitted on
+a mix (SR + ViT + CNN zoo) predicts never-fitted FSRCNN, ESPCN, a VGG-style stack and timm
+deit_tiny (goal: within +-15 %). Last, the time to predict 10,000 SR archs (goal < 5 s).
+Measurements are cached as JSON under ``--cache`` so a rerun only fits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from latency_models.evaluate import HEADER, FlopsLinear, format_row, metrics
+from latency_models.features import trace_ops
+from latency_models.predictors.opwise import fit_op_lists, measure_kernels
+from latency_models.zoo import cnn_models, measure_models, reference_models, sr_models, vit_models
+from spaces import SRSpace
+from spaces.sampling import RandomSuggester
+
+
+def cached(path: Path, compute):  # noqa: ANN001, ANN201
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    path.write_text(json.dumps(value))
+    return value
+
+
+def cached_kernels(path: Path, op_lists, threads, kernels, max_kernels, seed=0):  # noqa: ANN001, ANN201
+    """Time the distinct kernels of ``op_lists`` alone (cached per thread count in ``path``)."""
+    from spaces.ops import Op
+
+    if path.is_file():
+        kernels.update({Op.from_dict(d): ms for d, ms in json.loads(path.read_text())})
+    before = len(kernels)
+    kernels.update(measure_kernels(op_lists, threads, max_kernels=max_kernels, known=kernels, seed=seed))
+    if len(kernels) != before:
+        path.write_text(json.dumps([[op.to_dict(), ms] for op, ms in kernels.items()]))
+    return kernels
+
+
+def traced(models):  # noqa: ANN001, ANN201
+    return [trace_ops(z.build(), z.input_shape) for z in models]
+
+
+def run_family(name, models, n_fit, threads, cache, kernels, args, rows):  # noqa: ANN001, ANN201
+    ys = cached(cache / f"{name}-t{threads}.json",
+                lambda: measure_models(models, threads, seed=threads, max_repeats=args.repeats))
+    ops = traced(models)
+    cached_kernels(cache / f"kernels-t{threads}.json", ops[:n_fit], threads, kernels, args.max_kernels, threads)
+    t0 = time.perf_counter()
+    pred = fit_op_lists(ops[:n_fit], ys[:n_fit], threads=threads, kernels=kernels)
+    fit_s = time.perf_counter() - t0
+    p = pred.predict_op_lists(ops[n_fit:])
+    g = [sum(model_flops) / 1e9 for model_flops in ([_flops(o) for o in m] for m in ops)]
+    base = FlopsLinear().fit(g[:n_fit], ys[:n_fit]).predict(g[n_fit:])
+    y = ys[n_fit:]
+    rows.append(format_row(f"{name} t={threads} opwise (fit {fit_s:.0f}s)", metrics(y, p)))
+    rows.append(format_row(f"{name} t={threads} FLOPs-linear", metrics(y, base)))
+    print("\n".join(rows[-2:]), flush=True)
+    return ops[:n_fit], ys[:n_fit]
+
+
+def _flops(op):  # noqa: ANN001, ANN202
+    from latency_models.features import flops
+
+    return flops(op)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--n-fit", type=int, default=150)
+    ap.add_argument("--n-test", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=12)
+    ap.add_argument("--max-kernels", type=int, default=1500)
+    ap.add_argument("--cache", type=Path, default=Path("/tmp/hwnas_latency_bench"))
+    ap.add_argument("--families", nargs="+", default=["sr", "vit", "reference"])
+    args = ap.parse_args()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    n = args.n_fit + args.n_test
+    rows: list[str] = [HEADER]
+    print(HEADER, flush=True)
+    for threads in args.threads:
+        kernels: dict = {}
+        fits = {}
+        if "sr" in args.families:
+            fits["sr"] = run_family("SR WDSR-B 90x160", sr_models(n, random.Random(10)), args.n_fit, threads,
+                                    args.cache, kernels, args, rows)
+        if "vit" in args.families:
+            fits["vit"] = run_family("ViT pruned tiny/small 224", vit_models(n, random.Random(20)), args.n_fit,
+                                     threads, args.cache, kernels, args, rows)
+        if "reference" in args.families and len(fits) == 2:
+            cnns = cnn_models(80, random.Random(30))
+            ys_cnn = cached(args.cache / f"cnn-t{threads}.json",
+                            lambda c=cnns, t=threads: measure_models(c, t, seed=t, max_repeats=args.repeats))
+            ops_cnn = traced(cnns)
+            mix_ops = fits["sr"][0][:100] + fits["vit"][0][:100] + ops_cnn
+            mix_ys = fits["sr"][1][:100] + fits["vit"][1][:100] + ys_cnn
+            cached_kernels(args.cache / f"kernels-t{threads}.json", ops_cnn, threads, kernels, args.max_kernels)
+            mixed = fit_op_lists(mix_ops, mix_ys, threads=threads, kernels=kernels)
+            refs = reference_models()
+            ys_ref = cached(args.cache / f"reference-t{threads}.json",
+                            lambda r=refs, t=threads: measure_models(r, t, seed=t, max_repeats=30))
+            for z, y in zip(refs, ys_ref, strict=True):
+                p = mixed.predict(z.build(), z.input_shape)
+                line = f"  never fitted {z.name:<10} t={threads}: measured {y:8.2f} ms, predicted {p:8.2f} ms, error {100 * (p - y) / y:+6.1f}%"
+                rows.append(line)
+                print(line, flush=True)
+    if "sr" in args.families:
+        sr_ops, sr_ys = fits["sr"]
+        pred = fit_op_lists(sr_ops, sr_ys, threads=args.threads[-1], kernels=kernels)
+        space = SRSpace()
+        archs = [space.sample(RandomSuggester(s)) for s in range(10_000)]
+        t0 = time.perf_counter()
+        ms = pred.predict_archs(archs, (90, 160))
+        line = f"predict_archs: 10,000 SR archs in {time.perf_counter() - t0:.2f} s (median {np.median(ms):.1f} ms)"
+        rows.append(line)
+        print(line)
+    print("\n" + "\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
