@@ -67,7 +67,8 @@ def _published(device: DeviceProfile, scale: int) -> LatencyEstimator:
     return est
 
 
-def _measured(device: DeviceProfile, build: BuildFn, options: dict[str, Any]) -> LatencyEstimator:
+def _measured(device: DeviceProfile, build: BuildFn, options: dict[str, Any],
+              input_shape: tuple[int, ...]) -> LatencyEstimator:
     threads = device.threads or 1
     backend = options.get("backend", "torch-cpu")
     protocol = {k: options[k] for k in ("warmup", "min_repeats", "max_repeats") if k in options}
@@ -80,16 +81,17 @@ def _measured(device: DeviceProfile, build: BuildFn, options: dict[str, Any]) ->
     def predict(archs: Sequence[Any]) -> list[float]:
         out = []
         for arch in archs:
-            shape = (1, 3, *device.lr_hw)
-            result = latency_models.measure(build(arch), shape, backend=backend, threads=threads, **protocol)
+            result = latency_models.measure(build(arch), input_shape, backend=backend, threads=threads,
+                                            **protocol)
             out.append(result.median_ms)
         return out
 
-    source = f"measured on this host: {backend}, {threads} thread(s), median of repeats after warm-up"
+    source = (f"measured on this host: {backend}, {threads} thread(s), input {tuple(input_shape)}, "
+              "median of repeats after warm-up")
     return LatencyEstimator("measured", device, source, True, predict)
 
 
-def _fitted(device: DeviceProfile, path: str | None) -> LatencyEstimator:
+def _fitted(device: DeviceProfile, path: str | None, input_shape: tuple[int, ...]) -> LatencyEstimator:
     try:
         if path:
             predictor = latency_models.load(path)
@@ -99,23 +101,26 @@ def _fitted(device: DeviceProfile, path: str | None) -> LatencyEstimator:
         raise UserError(f"latency predictor: {err}") from None
 
     def predict(archs: Sequence[Any]) -> list[float]:
-        return [float(v) for v in predictor.predict_archs(list(archs), device.lr_hw)]
+        return [float(v) for v in predictor.predict_archs(list(archs), tuple(input_shape[-2:]))]
 
     source = f"fitted predictor {path or 'for ' + device.name}: {predictor.manifest.get('kind', '')}"
     return LatencyEstimator("predictor", device, source, False, predict)
 
 
 def make_estimator(
-    device: DeviceProfile, latency_cfg: dict[str, Any], scale: int, build: BuildFn
+    device: DeviceProfile, latency_cfg: dict[str, Any], scale: int, build: BuildFn,
+    input_shape: tuple[int, ...] | None = None,
 ) -> LatencyEstimator:
-    """Build the estimator that ``latency=`` and the device call for."""
+    """Build the estimator that ``latency=`` and the device call for. ``input_shape`` is what one
+    inference takes (default: one LR frame of the device, ``(1, 3, *device.lr_hw)``)."""
+    shape = tuple(input_shape) if input_shape is not None else (1, 3, *device.lr_hw)
     kind = latency_cfg.get("kind", "auto")
     if kind == "auto":
         kind = device.latency
     if kind == "published":
         return _published(device, scale)
     if kind == "measured":
-        return _measured(device, build, latency_cfg)
+        return _measured(device, build, latency_cfg, shape)
     if kind == "predictor":
-        return _fitted(device, latency_cfg.get("path"))
+        return _fitted(device, latency_cfg.get("path"), shape)
     raise UserError(f"unknown latency model {kind!r}; choose latency=auto|published|measured|predictor")

@@ -87,6 +87,7 @@ class SearchSettings:
     grace_s: int = 120        # a RUNNING trial silent this long is failed and re-queued
     max_retry: int = 2        # how often one trial's parameters are re-queued at most
     run_final: bool = True    # False: search only (cluster workers); one final command trains
+    budget_given: bool = True  # False: budget_ms came from the device (a task may derive its own)
 
     @staticmethod
     def from_cfg(cfg: DictConfig, device: DeviceProfile, run_dir: Path) -> SearchSettings:
@@ -116,6 +117,7 @@ class SearchSettings:
             grace_s=_int(cfg.search.get("grace_s", 120), "search.grace_s", minimum=2),
             max_retry=_int(cfg.search.get("max_retry", 2), "search.max_retry"),
             run_final=bool(cfg.search.get("run_final", True)),
+            budget_given=budget is not None,
         )
 
 
