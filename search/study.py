@@ -294,3 +294,27 @@ def _loop(study: optuna.Study, guarded: _Guarded, settings: SearchSettings, prog
         guarded.current = None
         last = study.get_trials(deepcopy=False)[guarded.last] if guarded.last is not None else None
         failures_in_a_row = failures_in_a_row + 1 if last and last.state == TrialState.FAIL else 0
+
+
+def search_only_result(study: optuna.Study, settings: SearchSettings, task: str, device: str) -> dict[str, Any]:
+    """``result.json`` of a worker run with ``search.run_final=false``: the study's best
+    candidate so far (proxy-trained) and every trial; no final training, no exports."""
+    from search import report
+    from search.progress import best_feasible
+
+    best = best_feasible(study)
+    return {
+        "task": task,
+        "device": {"name": device},
+        "budget_ms": settings.budget_ms,
+        "final": "skipped (search.run_final=false): run the command without it to train the winner",
+        "best": None if best is None else {
+            "trial": best.number,
+            "arch": best.user_attrs.get("arch"),
+            "latency_ms": best.user_attrs.get("latency_ms"),
+            "val_psnr_proxy": best.user_attrs.get("val_psnr"),
+        },
+        "trials": report.trial_summary(study),
+        "study": {"name": settings.study_name, "storage": redact(settings.storage),
+                  "strategy": settings.strategy},
+    }
