@@ -22,7 +22,8 @@ from search.sr_task import (
     load_data,
     train_and_evaluate,
 )
-from search.study import open_study, run_study
+from search.storage import redact
+from search.study import open_study, run_study, search_only_result
 from spaces import arch_from_dict, save_arch
 
 
@@ -37,12 +38,14 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
     print(f"task=sr x{scale} device={device.name} budget {settings.budget_ms:g} ms "
           f"(smallest architecture {floor_ms:.2f} ms); latency: {estimator.source}")
     print(f"search: {settings.strategy}, {settings.n_trials} trials, study {settings.study_name} "
-          f"in {settings.storage}")
+          f"in {redact(settings.storage)}")
 
     study = open_study(settings)
     objective = Objective(sr_settings, estimator, settings.budget_ms, settings.near_budget,
                           proxy_patches, val, two_objectives=settings.strategy == "nsga2")
     run_study(study, objective, settings, describe_trial, catch=(sr.DivergedError,))
+    if not settings.run_final:  # a cluster worker: search only; the command without it trains the winner
+        return search_only_result(study, settings, "sr", device.name)
     best = best_feasible(study)
     if best is None:
         raise UserError(
@@ -89,7 +92,7 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
         },
         "baselines": baselines,
         "trials": report.trial_summary(study),
-        "study": {"name": settings.study_name, "storage": settings.storage, "strategy": settings.strategy},
+        "study": {"name": settings.study_name, "storage": redact(settings.storage), "strategy": settings.strategy},
     }
     report.write_pareto(study, settings.budget_ms, baselines, run_dir / "pareto.png",
                         title=f"SR x{scale} on {device.name}: validation PSNR-Y vs latency")
