@@ -13,12 +13,12 @@ from tasks.vit import evit_baseline, export_onnx, patch_from_arch, patch_token_s
 
 RATES = (0.7, 0.49, 0.343)
 
-# (timm name, extra kwargs, batch): LayerScale (init_values) and q/k norm included.
+# (timm name, extra kwargs, batch): LayerScale (deit3), q/k norm, distillation token, register
+# tokens with average pooling included.
 EQUALITY_CASES = [
     ("deit_tiny_patch16_224", {}, 2),
     ("deit_small_patch16_224", {}, 2),
     ("deit_base_patch16_224", {}, 1),
-    ("vit_small_patch16_224", {"init_values": 1e-5}, 2),
     ("deit3_small_patch16_224", {}, 1),
     ("deit_tiny_patch16_224", {"qk_norm": True}, 2),
     ("deit_tiny_distilled_patch16_224", {}, 1),
@@ -31,8 +31,8 @@ EQUALITY_CASES = [
 def test_keep_rate_one_gives_the_unpatched_logits(name, kwargs, batch):
     torch.manual_seed(0)
     model = timm.create_model(name, pretrained=False, **kwargs).eval()
-    if kwargs.get("init_values"):
-        for block in model.blocks:  # LayerScale must matter: give it non-trivial gammas
+    for block in model.blocks:
+        if hasattr(block.ls1, "gamma"):  # LayerScale (init 1e-6) must matter: non-trivial gammas
             block.ls1.gamma.uniform_(0.5, 1.5)
             block.ls2.gamma.uniform_(0.5, 1.5)
     images = torch.randn(batch, 3, 224, 224)
@@ -42,7 +42,8 @@ def test_keep_rate_one_gives_the_unpatched_logits(name, kwargs, batch):
     if model.cls_token is not None:
         assert (evit_baseline(model, (1.0, 1.0, 1.0)).eval()(images) - reference).abs().max().item() < 1e-5
     # and pruning really changes the computation
-    assert (patch_token_selectors(model, RATES).eval()(images) - reference).abs().max().item() > 1e-4
+    changed = (patch_token_selectors(model, RATES).eval()(images) - reference).abs().max()
+    assert changed > 1e-2 * reference.abs().max()
 
 
 @pytest.fixture(scope="module")
