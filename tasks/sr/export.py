@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,15 @@ def export_onnx(model: nn.Module, path: str | Path, sample_hw: tuple[int, int] =
     path = Path(path)
     model = copy.deepcopy(model).eval()  # leave the caller's model (and its mode) untouched
     sample = torch.rand(1, 3, *sample_hw, generator=torch.Generator().manual_seed(0))
-    torch.onnx.export(
-        model, (sample,), str(path), dynamo=False, opset_version=ONNX_OPSET,
-        input_names=["lr"], output_names=["sr"],
-        dynamic_axes={"lr": {2: "height", 3: "width"}, "sr": {2: "out_height", 3: "out_width"}},
-    )
+    with warnings.catch_warnings():
+        # The TorchScript exporter is chosen on purpose (plain opset-17 graphs that phone
+        # runtimes load); its deprecation notice is not news to the caller.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (sample,), str(path), dynamo=False, opset_version=ONNX_OPSET,
+            input_names=["lr"], output_names=["sr"],
+            dynamic_axes={"lr": {2: "height", 3: "width"}, "sr": {2: "out_height", 3: "out_width"}},
+        )
     if not check:
         return math.nan
     import onnxruntime as ort  # heavy; only needed to check

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 # ITU-R BT.601 luma for RGB in [0, 1], giving Y in [16, 235] (MATLAB rgb2ycbcr).
 _Y_WEIGHTS = (65.481, 128.553, 24.966)
@@ -73,11 +72,6 @@ def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
     return g / g.sum()
-
-
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    g = _gaussian_1d(size, sigma)
-    return torch.outer(g, g)[None, None]
 
 
 def _gaussian_filter(maps: torch.Tensor) -> torch.Tensor:

@@ -128,12 +128,15 @@ def train(
     step, stopped = start, False
     was_training = model.training
     model.train()
+    # channels_last runs WDSR-B's small 1x1/3x3 convs ~1.5x faster on CPU (oneDNN); neutral for
+    # FSRCNN/ESPCN. Parameters are converted in place, so the optimizer keeps its references.
+    model.to(memory_format=torch.channels_last)
     t0 = time.perf_counter()
     try:
         while step < recipe.steps:
             for group in opt.param_groups:
                 group["lr"] = recipe.lr_at(step)
-            lr, hr = patches.batch(recipe.batch_size)
+            lr, hr = (t.contiguous(memory_format=torch.channels_last) for t in patches.batch(recipe.batch_size))
             loss = loss_fn(model(lr), hr)
             value = loss.item()
             if not math.isfinite(value):
@@ -154,6 +157,7 @@ def train(
             _save_checkpoint(ckpt, model, opt, step, patches)
     finally:
         torch.set_num_threads(old_threads)
+        model.to(memory_format=torch.contiguous_format)
         model.train(was_training)
     seconds = time.perf_counter() - t0
     final = sum(recent) / len(recent) if recent else math.nan
