@@ -13,12 +13,12 @@ input_shape)`` and ``save(path)``; all latencies are milliseconds.
 
 from typing import Any
 
+# `collect` and `measure` are imported eagerly on purpose: their submodules share the functions'
+# names, and a lazy import would let the import system rebind the package attribute to the module.
 from latency_models.artifact import LatencyArtifactError, load
+from latency_models.collect import collect
 from latency_models.devices import NoLatencyDataError, for_device, load_published
-
-# Imported eagerly on purpose: the submodule `latency_models.measure` shares the function's name,
-# and a lazy import would let the import system rebind `latency_models.measure` to the module.
-from latency_models.measure import measure  # noqa: E402
+from latency_models.measure import measure
 
 
 def fit(samples: Any, **kwargs: Any) -> Any:
@@ -29,15 +29,6 @@ def fit(samples: Any, **kwargs: Any) -> Any:
     from latency_models.predictors.opwise import fit as _fit
 
     return _fit(samples, **kwargs)
-
-
-def __getattr__(name: str) -> Any:
-    # Lazy: the measurement half imports torch, which plain predictor users may not need.
-    if name == "collect":
-        from latency_models.collect import collect
-
-        return collect
-    raise AttributeError(f"module 'latency_models' has no attribute {name!r}")
 
 
 __all__ = ["LatencyArtifactError", "NoLatencyDataError", "collect", "fit", "for_device", "load", "load_published",
