@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from tasks.sr.data import TrainPatches
 
@@ -92,10 +94,29 @@ def _load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, p
     state = torch.load(path, weights_only=True, map_location="cpu")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not an SR training checkpoint; delete it to start afresh")
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"{path} was saved for another model ({err}); delete it to start afresh") from err
     patches.load_state_dict(state["patches"])
     return int(state["step"])
+
+
+def _step(model: nn.Module, opt: torch.optim.Optimizer, patches: TrainPatches, recipe: TrainRecipe,
+          step: int) -> float:
+    """One optimisation step at 0-based ``step``; returns the batch's L1 loss."""
+    for group in opt.param_groups:
+        group["lr"] = recipe.lr_at(step)
+    lr, hr = (t.contiguous(memory_format=torch.channels_last) for t in patches.batch(recipe.batch_size))
+    loss = F.l1_loss(model(lr), hr)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise DivergedError(step + 1, value)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return value
 
 
 def train(
@@ -123,8 +144,7 @@ def train(
     start = _load_checkpoint(ckpt, model, opt, patches) if ckpt is not None and ckpt.exists() else 0
     old_threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
-    loss_fn = nn.L1Loss()
-    recent: list[float] = []
+    recent: deque[float] = deque(maxlen=100)
     step, stopped = start, False
     was_training = model.training
     model.train()
@@ -134,18 +154,9 @@ def train(
     t0 = time.perf_counter()
     try:
         while step < recipe.steps:
-            for group in opt.param_groups:
-                group["lr"] = recipe.lr_at(step)
-            lr, hr = (t.contiguous(memory_format=torch.channels_last) for t in patches.batch(recipe.batch_size))
-            loss = loss_fn(model(lr), hr)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise DivergedError(step + 1, value)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            value = _step(model, opt, patches, recipe, step)
             step += 1
-            recent = (recent + [value])[-100:]
+            recent.append(value)
             if progress is not None:
                 progress(step, value)
             if ckpt is not None and step % recipe.checkpoint_every == 0:
