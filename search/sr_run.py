@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,6 +31,10 @@ from spaces import arch_from_dict, save_arch
 
 def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,
            latency_cfg: dict[str, Any]) -> dict[str, Any]:
+    if settings.strategy == "dnas":  # one supernet instead of a study; same outputs (train_and_write)
+        from search.dnas import run_dnas
+
+        return run_dnas(task, device, settings, latency_cfg)
     threads = device.threads or 2
     sr_settings = SRSettings.from_task(task, settings.seed, threads)
     scale = sr_settings.space.scale
@@ -57,13 +63,38 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
           f"{best.user_attrs['latency_ms']:.2f} ms; training it with task.final "
           f"({sr_settings.final.steps} steps)")
 
+    study_info = {"name": settings.study_name, "storage": redact(settings.storage), "strategy": settings.strategy}
+
+    def plot(baselines: dict[str, Any], best_entry: dict[str, Any], path: Path) -> None:
+        report.write_pareto(study, settings.budget_ms, baselines, path,
+                            title=f"SR x{scale} on {device.name}: validation PSNR-Y vs latency")
+
+    return train_and_write(
+        arch, best.user_attrs["latency_ms"], {"trial": best.number, "val_psnr_proxy": best.user_attrs["val_psnr"]},
+        sr_settings, estimator, device, settings, final_patches, val, evals,
+        trials=report.trial_summary(study), study=study_info, plot=plot,
+    )
+
+
+def train_and_write(
+    arch: Any, latency_ms: float, found: dict[str, Any], sr_settings: SRSettings, estimator: Any,
+    device: DeviceProfile, settings: SearchSettings, final_patches: Any, val: list[Any],
+    evals: dict[str, list[Any]], trials: dict[str, Any], study: dict[str, Any],
+    plot: Callable[[dict[str, Any], dict[str, Any], Path], None], extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Whatever strategy found ``arch``: train it with ``task.final`` (resumable), write
+    ``model.pt``, ``arch.json``, ``model.onnx``, train the baselines with the same recipe, draw
+    ``plot(baselines, best, path)`` into ``pareto.png``, write ``report.md``; returns the result.
+    ``found`` (e.g. ``trial``, ``val_psnr_proxy``) and ``extra`` go into the result as they are."""
+    scale = arch.scale
     run_dir = settings.run_dir
     model, best_scores = train_and_evaluate(
         arch, sr_settings.final, final_patches, evals, "searched",
         checkpoint=run_dir / "final_checkpoint.pt",
     )
+    best_scores["val_psnr"] = evaluate(model, val, scale)["psnr"] if val else None
     sr.save_weights(model, run_dir / "model.pt")
-    save_arch(arch, run_dir / "arch.json", scale=scale, latency_ms=best.user_attrs["latency_ms"])
+    save_arch(arch, run_dir / "arch.json", scale=scale, latency_ms=latency_ms)
     onnx_diff = sr.export_onnx(model, run_dir / "model.onnx", check=True)
 
     baselines: dict[str, Any] = {}
@@ -82,20 +113,19 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
         "best": {
             "arch": arch.to_dict(),
             "arch_key": arch.key,
-            "trial": best.number,
-            "latency_ms": best.user_attrs["latency_ms"],
+            **found,
+            "latency_ms": latency_ms,
             "latency_source": estimator.describe(),
             "measured_latency_ms": measured_ms,
-            "val_psnr_proxy": best.user_attrs["val_psnr"],
             **best_scores,
             "onnx_max_abs_diff": onnx_diff,
         },
         "baselines": baselines,
-        "trials": report.trial_summary(study),
-        "study": {"name": settings.study_name, "storage": redact(settings.storage), "strategy": settings.strategy},
+        "trials": trials,
+        "study": study,
+        **(extra or {}),
     }
-    report.write_pareto(study, settings.budget_ms, baselines, run_dir / "pareto.png",
-                        title=f"SR x{scale} on {device.name}: validation PSNR-Y vs latency")
+    plot(baselines, result["best"], run_dir / "pareto.png")
     report.write_sr_report(result, run_dir / "report.md")
     return result
 
