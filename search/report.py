@@ -119,7 +119,8 @@ def write_sr_report(result: dict[str, Any], path: Path) -> None:
         f"Latency source: {lat_src['source']}" + (" (measured)" if lat_src["measured"] else " (modelled)") + ".",
         *[f"Note: {n if isinstance(n, str) else '; '.join(map(str, n))}." for n in lat_src.get("notes", [])],
         "",
-        f"Searched architecture ({result['study']['strategy']}, trial #{best['trial']}): "
+        f"Searched architecture ({result['study']['strategy']}, "
+        + (f"trial #{best['trial']}" if best.get("trial") is not None else "derived from one supernet") + "): "
         f"{len(best['arch']['blocks'])} blocks, C={best['arch']['channels']}, "
         f"blocks [M1, M2] = {best['arch']['blocks']}.",
         *([f"Measured on this host: {best['measured_latency_ms']:.2f} ms (median)."]
@@ -129,8 +130,18 @@ def write_sr_report(result: dict[str, Any], path: Path) -> None:
         "",
         *rows,
         "",
-        f"Trials: {result['trials']['n_total']} in total, {result['trials']['n_trained']} trained, "
-        f"{result['trials']['n_feasible']} within budget. See pareto.png.",
+        _search_summary(result),
         "",
     ]
     path.write_text("\n".join(lines))
+
+
+def _search_summary(result: dict[str, Any]) -> str:
+    net = result.get("supernet")
+    if net is None:
+        t = result["trials"]
+        return (f"Trials: {t['n_total']} in total, {t['n_trained']} trained, {t['n_feasible']} within budget. "
+                "See pareto.png.")
+    return (f"Supernet: {net['steps']} steps (phases {net['phases']}), latency weight lambda "
+            f"{net['latency_lambda']:g}; thresholded net {net['thresholded_ms']:.2f} ms, fitted to the budget "
+            f"with {net['greedy_moves']} greedy moves. See pareto.png for the supernet's trajectory.")
