@@ -1,0 +1,237 @@
+"""Supernet training for ``strategy=dnas``: warm-up, width search, joint depth and width search,
+with the predicted latency inside the loss, resumable from a checkpoint.
+
+Loss in the search phases (Wu, Gong et al., ECCV 2022)::
+
+    L1(net(lr), hr) + lambda * max(0, (latency - target) / (latency_supernet - target))
+
+where ``latency`` is the supernet's expected latency (ms) from a differentiable latency model.
+Weights (Adam, cosine decay) and architecture logits (Adam) step on the same batch.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from search.progress import fmt_s
+from tasks.sr.data import TrainPatches
+from tasks.sr.evaluate import evaluate
+from tasks.sr.supernet import BlockLatencyFn, FixedLatencyFn, SRSupernet
+
+CHECKPOINT_FORMAT = "hwnas.search.dnas_supernet"
+CHECKPOINT_VERSION = 1
+PHASES = ("warmup", "width", "joint")
+
+
+@dataclass(frozen=True)
+class SupernetPlan:
+    """Steps per phase (warm-up, width search, joint search) and the optimisation settings.
+
+    ``timeout_s``: wall-clock cap on the three phases; after ``calibrate_steps`` steps the phase
+    lengths shrink in proportion when the measured rate would overrun it (decided once, kept in
+    the checkpoint). ``tau`` anneals geometrically from ``tau_start`` to ``tau_end`` over the
+    search phases. ``eval_every``: steps between trajectory points (validation PSNR of the
+    currently derived network, expected and derived latency).
+    """
+
+    warmup_steps: int
+    width_steps: int
+    joint_steps: int
+    batch_size: int = 16
+    patch_hr: int = 48
+    lr: float = 1e-3
+    lr_final: float = 1e-4
+    arch_lr: float = 0.05
+    latency_lambda: float = 1.0
+    tau_start: float = 2.0
+    tau_end: float = 0.3
+    timeout_s: float = math.inf
+    calibrate_steps: int = 6
+    checkpoint_every: int = 50
+    eval_every: int = 100
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if min(self.warmup_steps, self.width_steps, self.joint_steps) < 0 or self.total < 1:
+            raise ValueError(f"phase steps must be >= 0 with a positive total, got {self}")
+        if not (self.lr > 0 and self.arch_lr > 0 and self.latency_lambda >= 0 and self.tau_end > 0
+                and self.tau_start >= self.tau_end):
+            raise ValueError(f"need lr, arch_lr > 0, latency_lambda >= 0, tau_start >= tau_end > 0: {self}")
+        if self.checkpoint_every < 1 or self.eval_every < 1 or self.batch_size < 1:
+            raise ValueError(f"checkpoint_every, eval_every and batch_size must be >= 1: {self}")
+
+    @property
+    def total(self) -> int:
+        return self.warmup_steps + self.width_steps + self.joint_steps
+
+
+@dataclass
+class SupernetState:
+    """What a checkpoint holds besides tensors: the (possibly shrunk) phase lengths, progress,
+    and the trajectory."""
+
+    phases: list[int]
+    step: int = 0
+    elapsed_s: float = 0.0
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
+    calibrated: bool = False
+
+    def phase_at(self, step: int) -> str:
+        """Phase of the 0-based ``step``."""
+        edge = 0
+        for name, n in zip(PHASES, self.phases):
+            edge += n
+            if step < edge:
+                return name
+        return PHASES[-1]
+
+    @property
+    def total(self) -> int:
+        return sum(self.phases)
+
+
+@dataclass(frozen=True)
+class LatencyTerm:
+    """The differentiable latency model and the loss constants (ms)."""
+
+    block_ms: BlockLatencyFn
+    fixed_ms: FixedLatencyFn | None
+    target_ms: float
+    supernet_ms: float
+
+    def penalty(self, latency_ms: torch.Tensor) -> torch.Tensor:
+        """``max(0, (latency - target) / (latency_supernet - target))``; zero when the supernet
+        itself fits the target (the budget does not bind)."""
+        span = self.supernet_ms - self.target_ms
+        if span <= 0:
+            return latency_ms * 0.0
+        return F.relu((latency_ms - self.target_ms) / span)
+
+
+def save_checkpoint(path: Path, net: SRSupernet, opts: dict[str, torch.optim.Optimizer], patches: TrainPatches,
+                    state: SupernetState) -> None:
+    doc = {
+        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+        "net": net.state_dict(), "optimizers": {k: o.state_dict() for k, o in opts.items()},
+        "patches": patches.state_dict(), "generator": net.generator.get_state(),
+        "phases": list(state.phases), "step": state.step, "elapsed_s": state.elapsed_s,
+        "trajectory": state.trajectory, "calibrated": state.calibrated,
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(doc, tmp)
+    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
+
+
+def load_checkpoint(path: Path, net: SRSupernet, opts: dict[str, torch.optim.Optimizer],
+                    patches: TrainPatches) -> SupernetState:
+    doc = torch.load(path, weights_only=True, map_location="cpu")
+    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a dnas supernet checkpoint; delete it to start afresh")
+    net.load_state_dict(doc["net"])
+    for k, o in opts.items():
+        o.load_state_dict(doc["optimizers"][k])
+    patches.load_state_dict(doc["patches"])
+    net.generator.set_state(doc["generator"])
+    return SupernetState(phases=list(doc["phases"]), step=int(doc["step"]), elapsed_s=float(doc["elapsed_s"]),
+                         trajectory=list(doc["trajectory"]), calibrated=bool(doc["calibrated"]))
+
+
+def _tau(plan: SupernetPlan, state: SupernetState, step: int) -> float:
+    search = state.phases[1] + state.phases[2]
+    t = min(max(step - state.phases[0], 0) / max(search - 1, 1), 1.0)
+    return plan.tau_start * (plan.tau_end / plan.tau_start) ** t
+
+
+def _lr(plan: SupernetPlan, state: SupernetState, step: int) -> float:
+    t = min(step / max(state.total - 1, 1), 1.0)
+    return plan.lr_final + 0.5 * (plan.lr - plan.lr_final) * (1 + math.cos(math.pi * t))
+
+
+def _calibrate(plan: SupernetPlan, state: SupernetState, seconds_per_step: float) -> None:
+    """Shrink the remaining phases in proportion so the whole plan fits ``plan.timeout_s``."""
+    affordable = int(plan.timeout_s / max(seconds_per_step, 1e-9))
+    if affordable < state.total:
+        f = max(affordable, state.step + 3) / state.total
+        state.phases = [max(1, round(n * f)) if n else 0 for n in state.phases]
+        print(f"  [supernet] {seconds_per_step:.2f} s/step: phases shrunk to {state.phases} "
+              f"(warm-up, width, joint) to fit {plan.timeout_s:.0f} s", flush=True)
+    state.calibrated = True
+
+
+def train_supernet(
+    net: SRSupernet, patches: TrainPatches, val: list[Any], plan: SupernetPlan, latency: LatencyTerm,
+    checkpoint: Path, trajectory_point: Callable[[SRSupernet, SupernetState, dict[str, Any]], None],
+) -> SupernetState:
+    """Run (or resume) the three phases; returns the final state. ``trajectory_point(net, state,
+    point)`` completes each trajectory point (e.g. with the derived net's predicted latency)."""
+    opts = {"weights": torch.optim.Adam(net.weight_parameters(), lr=plan.lr),
+            "arch": torch.optim.Adam(net.arch_parameters(), lr=plan.arch_lr, betas=(0.5, 0.999))}
+    state = SupernetState(phases=[plan.warmup_steps, plan.width_steps, plan.joint_steps])
+    if checkpoint.exists():
+        state = load_checkpoint(checkpoint, net, opts, patches)
+        print(f"resuming supernet from step {state.step} of {state.total}", flush=True)
+    if state.step >= state.total:  # searched already: the derivation is read off the loaded logits
+        return state
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(plan.threads)
+    started, start_step, last_print = time.monotonic(), state.step, time.monotonic()
+    base_elapsed = state.elapsed_s
+    try:
+        while state.step < state.total:
+            step, phase = state.step, state.phase_at(state.step)
+            net.set_search(width=phase in ("width", "joint"), depth=phase == "joint")
+            net.tau = _tau(plan, state, step)
+            net.train()
+            for group in opts["weights"].param_groups:
+                group["lr"] = _lr(plan, state, step)
+            lr_img, hr_img = patches.batch(plan.batch_size)
+            l1 = F.l1_loss(net(lr_img), hr_img)
+            if not math.isfinite(l1.item()):
+                raise FloatingPointError(f"supernet L1 became {l1.item()} at step {step + 1}; lower the lr")
+            loss = l1
+            exp_ms = net.expected_latency_ms(latency.block_ms, latency.fixed_ms)
+            if phase != "warmup":
+                loss = loss + plan.latency_lambda * latency.penalty(exp_ms)
+            for o in opts.values():
+                o.zero_grad(set_to_none=True)
+            loss.backward()
+            opts["weights"].step()
+            if phase != "warmup":
+                opts["arch"].step()
+            state.step += 1
+            state.elapsed_s = base_elapsed + time.monotonic() - started
+            done_here = state.step - start_step
+            if not state.calibrated and done_here == plan.calibrate_steps + 1:
+                _calibrate(plan, state, (time.monotonic() - started) / done_here)
+            boundary = state.phase_at(state.step) != phase or state.step == state.total
+            if state.step % plan.eval_every == 0 or boundary:
+                point = {"step": state.step, "phase": phase, "tau": round(net.tau, 4), "l1": l1.item(),
+                         "expected_ms": exp_ms.item()}
+                net.eval()
+                with torch.no_grad():
+                    point["val_psnr"] = evaluate(net, val, net.space.scale)["psnr"] if val else math.nan
+                trajectory_point(net, state, point)
+                state.trajectory.append(point)
+            now = time.monotonic()
+            if now - last_print > 20 or boundary:
+                rate = done_here / max(now - started, 1e-9)
+                left = (state.total - state.step) / max(rate, 1e-9)
+                print(f"  [supernet {phase}] step {state.step}/{state.total} L1 {l1.item():.4f} "
+                      f"E[latency] {exp_ms.item():.1f} ms tau {net.tau:.2f} | {rate:.2f} steps/s, "
+                      f"left ~{fmt_s(left)}", flush=True)
+                last_print = now
+            if state.step % plan.checkpoint_every == 0 or boundary:
+                save_checkpoint(checkpoint, net, opts, patches, state)
+    finally:
+        torch.set_num_threads(old_threads)
+    return state
+
