@@ -124,8 +124,8 @@ def vit_models(n: int, rng: random.Random, models: tuple[str, ...] = ("deit_tiny
         name = models[i % len(models)]
         space = TokenPruneSpace.for_model(name, ratio_range=ratio_range)
         arch = space.sample(RandomSuggester(rng.randrange(2**31)))
-        img = KNOWN_VITS[name][0]
-        out.append(ZooModel(f"{name}-{arch.key}", "vit", (1, 3, img, img), lambda a=arch: PrunedViT(a), arch))
+        img, chans = KNOWN_VITS[name][0], arch.in_chans
+        out.append(ZooModel(f"{name}-{arch.key}", "vit", (1, chans, img, img), lambda a=arch: PrunedViT(a), arch))
     return out
 
 
@@ -203,9 +203,14 @@ def reference_models(hw: tuple[int, int] = (90, 160)) -> list[ZooModel]:
 
 
 def host_zoo(rng: random.Random, quick: bool = False) -> list[ZooModel]:
-    """The default training set of a host predictor: SR, ViT and CNN families together."""
-    n_sr, n_vit, n_cnn = (12, 4, 8) if quick else (160, 60, 80)
-    return sr_models(n_sr, rng) + vit_models(n_vit, rng) + cnn_models(n_cnn, rng)
+    """The default training set of a host predictor: SR, ViT and CNN families together.
+
+    ``quick`` (tests): 16 small models (SR and CNNs at LR 24x40, 56x56 demo ViTs) instead of 300.
+    """
+    if quick:
+        demo = ("demo_vit",)
+        return sr_models(8, rng, lr_hw=(24, 40)) + vit_models(3, rng, models=demo) + cnn_models(5, rng, hw=(24, 40))
+    return sr_models(150, rng) + vit_models(70, rng) + cnn_models(80, rng)
 
 
 def measure_models(models: list[ZooModel], threads: int = 1, *, seed: int = 0, progress: bool = True,
@@ -259,4 +264,4 @@ def build_host_predictor(threads: int = 1, quick: bool = False, progress: bool =
               f"{len(models)} models and their kernels (one-off{', quick profile' if quick else ', ~10 min'})")
     latency = measure_models(models, threads, seed=seed, progress=progress)
     return fit_and_evaluate(models, latency, threads, seed=seed, progress=progress,
-                            max_kernels=200 if quick else 2500)
+                            max_kernels=120 if quick else 2500)

@@ -235,7 +235,16 @@ def measure_kernels(op_lists: Sequence[Sequence[Op]], threads: int, *, max_kerne
     known = dict(known or {})
     uniq = [o for o in dict.fromkeys(canonical(o) for ops in op_lists for o in ops) if o not in known]
     random.Random(seed).shuffle(uniq)
-    known.update(measure_ops(uniq[:max(0, max_kernels)], threads, seed=seed, progress=progress))
+    # Stratified: every kind gets its first few ops before the random remainder, so no kind
+    # present in the models is left to the pooled regressor by chance.
+    have = {o.kind for o in known}
+    first, rest, per_kind = [], [], {}
+    for op in uniq:
+        n = per_kind.get(op.kind, 0)
+        (first if n < 3 and op.kind not in have else rest).append(op)
+        per_kind[op.kind] = n + 1
+    chosen = (first + rest)[:max(0, max_kernels)]
+    known.update(measure_ops(chosen, threads, seed=seed, progress=progress))
     return known
 
 

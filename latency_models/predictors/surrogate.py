@@ -103,6 +103,19 @@ def distill(teacher: LatencyPredictor, space: Any, input_hw: tuple[int, int], *,
     (relative squared error, Adam); the held-out fit goes into the manifest."""
     import torch
 
+
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny MLP: more threads only spin (9x slower on a loaded 2-core host)
+    try:
+        return _distill(teacher, space, input_hw, n_archs, steps, seed)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _distill(teacher: LatencyPredictor, space: Any, input_hw: tuple[int, int], n_archs: int, steps: int,
+             seed: int) -> SRSurrogate:
+    import torch
+
     from latency_models.evaluate import metrics
     from spaces.sampling import RandomSuggester
 

@@ -1,0 +1,82 @@
+"""Public API: for_device (collect + fit on first use, cached after), CLI, dependency direction."""
+
+import ast
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import latency_models
+from latency_models.cli import main
+from spaces import WDSRBArch, WDSRBlock, save_arch
+
+PKG = Path(latency_models.__file__).parent
+
+
+def test_latency_models_imports_neither_tasks_nor_search():
+    for path in PKG.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in ("tasks", "search"), f"{path} imports {name}"
+
+
+def test_never_reads_shared_data_at_run_time():
+    for path in PKG.rglob("*.py"):
+        assert "/shared/" not in path.read_text(), path
+
+
+def test_for_device_cpu_fits_once_then_reuses(tmp_path, monkeypatch):
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path))
+    first = latency_models.for_device("cpu", threads=1, quick=True, progress=False)
+    files = list((tmp_path / "latency").glob("*-t1-quick.hwlat"))
+    assert len(files) == 1
+    m = first.manifest
+    assert m["threads"] == 1 and m["n_samples"]["models"] > 5 and m["held_out_metrics"]["predictor"]["n"] >= 3
+    assert "flops_linear" in m["held_out_metrics"]
+    start = time.perf_counter()
+    again = latency_models.for_device("cpu", threads=1, quick=True)
+    assert time.perf_counter() - start < 10  # loaded, not re-measured
+    archs = [WDSRBArch(2, 16, (WDSRBlock(64, 13),) * 3)]
+    np.testing.assert_array_equal(again.predict_archs(archs, (24, 40)), first.predict_archs(archs, (24, 40)))
+    assert 0.05 < first.predict_archs(archs, (24, 40))[0] < 100
+
+
+def test_for_device_phone_and_unknown():
+    assert latency_models.for_device("s10-dsp", scale=4).manifest["scale"] == 4
+    with pytest.raises(latency_models.NoLatencyDataError, match="python -m latency_models collect"):
+        latency_models.for_device("pixel9")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "latency_models", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cli_as_a_process(tmp_path):
+    arch = save_arch(WDSRBArch(2, 16, (WDSRBlock(64, 13),) * 3), tmp_path / "arch.json")
+    out = run_cli("predict", "--device", "s21", "--arch", str(arch))
+    assert out.returncode == 0 and "32.4" in out.stdout, out.stderr
+
+
+def test_cli_export_and_errors(tmp_path, capsys):
+    arch = str(save_arch(WDSRBArch(2, 16, (WDSRBlock(64, 13),) * 3), tmp_path / "arch.json"))
+    assert main(["export", "--device", "s21", "--out", str(tmp_path / "s21.hwlat")]) == 0
+    assert latency_models.load(tmp_path / "s21.hwlat").manifest["device"] == "s21-gpu"
+    assert main(["predict", "--device", "s21", "--scale", "3", "--arch", arch]) == 2
+    assert "python -m latency_models collect" in capsys.readouterr().err
+    (tmp_path / "bad.hwlat").write_text("nope")
+    assert main(["predict", str(tmp_path / "bad.hwlat"), "--arch", arch]) == 2
+    assert "not a zip" in capsys.readouterr().err
+    bad = tmp_path / "data.jsonl"
+    bad.write_text(json.dumps({"hello": 1}) + "\n")
+    assert main(["fit", str(bad), "--out", str(tmp_path / "x.hwlat")]) == 2
+    assert "latency dataset" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["export", "--out", str(tmp_path / "y.hwlat")])
+    assert "give a predictor file or --device" in capsys.readouterr().err
