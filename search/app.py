@@ -25,7 +25,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     torch.set_num_threads(device.threads or 2)
     started = time.monotonic()
-    if task["name"] == "sr":
+    if task["name"] == "sr" and settings.strategy == "allinone":
+        from search.allinone import run_allinone
+
+        points = OmegaConf.select(cfg, "device.operating_points", default=None)
+        points = OmegaConf.to_container(points, resolve=True) if points is not None else None
+        result = run_allinone(task, device, settings, points, smoke=cfg.get("profile") == "smoke")
+    elif task["name"] == "sr":
         from search.sr_run import run_sr
 
         result = run_sr(task, device, settings, latency_cfg)

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.errors import UserError
 
-STRATEGIES = ("tpe", "nsga2", "random", "dnas")
+STRATEGIES = ("tpe", "nsga2", "random", "allinone", "dnas")
 
 
 def _get(cfg: DictConfig, path: str) -> Any:
