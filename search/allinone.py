@@ -1,0 +1,257 @@
+"""``strategy=allinone``: one network, nested sub-networks per operating point, switched at run time.
+
+Flow: order the device's operating points fastest first; search nested sub-networks that each
+meet the same target latency at their own point (:mod:`search.allinone_search`); train them
+together in one weight set (sandwich rule, :mod:`tasks.sr.allinone_train`); train the *fixed*
+network (the fastest point's sub-network, alone) and, when asked, every other point's sub-network
+alone with the same recipe; evaluate; measure (or model) every point's latency for the switched
+and the fixed network; time the switch; export one weight file; write result.json and report.md.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import tasks.sr as sr
+from search.allinone_points import OperatingPoint, PointLatency, PointSet
+from search.allinone_report import write_allinone_report
+from search.allinone_search import describe_arch, macs_per_pixel, search_nested, template
+from search.errors import UserError
+from search.settings import DeviceProfile, SearchSettings
+from search.sr_task import SRSettings, train_and_evaluate
+from spaces import WDSRBArch
+from tasks.sr.allinone import AllInOneWDSRB, build_allinone, save_allinone
+from tasks.sr.allinone_train import train_allinone
+
+DEFAULTS: dict[str, Any] = {
+    "target": 0.92, "channels": 16, "m1": 64, "m2": 16, "points": None, "n_random": 1,
+    "compare_alone": True, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
+    "measure": {"warmup": 3, "min_repeats": 8, "max_repeats": 20},
+}
+
+
+def options_from(strategy_options: dict[str, Any], smoke: bool) -> dict[str, Any]:
+    """Strategy options over :data:`DEFAULTS`, with the ``smoke`` block on top for experiment=smoke."""
+    opts = {**DEFAULTS, **{k: v for k, v in strategy_options.items() if k != "smoke"}}
+    if smoke:
+        opts.update(strategy_options.get("smoke") or {})
+    if not 0 < float(opts["target"]) <= 1:
+        raise UserError(f"strategy.target={opts['target']} must be in (0, 1]: the fraction of the budget aimed at")
+    return opts
+
+
+def slice_module(top: WDSRBArch, arch: WDSRBArch) -> AllInOneWDSRB:
+    """``arch`` as it runs inside an All-in-One network whose largest point is ``top``."""
+    points = {"top": top} if arch == top else {"top": top, "sub": arch}
+    model = build_allinone(points)
+    model.set_operating_point(list(points)[-1])
+    return model
+
+
+def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,
+                 operating_points: dict[str, Any] | None, smoke: bool = False) -> dict[str, Any]:
+    opts = options_from(settings.strategy_options, smoke)
+    threads = device.threads or 2
+    sr_settings = SRSettings.from_task(task, settings.seed, threads)
+    space, scale = sr_settings.space, sr_settings.space.scale
+    pointset = PointSet.from_config(operating_points, device, opts["points"])
+    lat = PointLatency(pointset, device, scale, sr.build_model, protocol=opts["measure"])
+    budget_ms = settings.budget_ms
+    target_ms = budget_ms * float(opts["target"])
+    try:
+        root = template(space, int(opts["channels"]), int(opts["m1"]), int(opts["m2"]))
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    print(f"task=sr x{scale} device={device.name} strategy=allinone: {len(pointset.points)} operating points "
+          f"({pointset.kind}), budget {budget_ms:g} ms, target {target_ms:.2f} ms per point; "
+          f"latency {'measured on this host' if lat.measured else 'MODELLED: ' + pointset.latency_model}")
+
+    def measured(top: WDSRBArch, arch: WDSRBArch, point: OperatingPoint) -> float:
+        return lat.module_ms(slice_module(top, arch), point)
+
+    started = time.monotonic()
+    choices, order = search_nested(space, root, pointset.points, target_ms, lat, measured)
+    search_s = time.monotonic() - started
+    points = {c.point.name: c.arch for c in choices}
+    by_name = {c.point.name: c.point for c in choices}
+
+    try:
+        patches = sr.TrainPatches(sr_settings.train_root, scale, sr_settings.final.patch_hr, seed=settings.seed + 1)
+        evals = {name: sr.load_eval_set(root_dir, scale) for name, root_dir in sr_settings.eval_roots.items()
+                 if not opts["eval_sets"] or name in opts["eval_sets"]}
+    except sr.DataError as err:
+        raise UserError(str(err)) from None
+    recipe = sr_settings.final
+    start_state = patches.state_dict()
+    torch.manual_seed(settings.seed)
+    model = build_allinone(points)
+    print(f"training {len(points)} nested sub-networks together ({recipe.steps} steps, sandwich rule)")
+    t0 = time.monotonic()
+    try:
+        train_allinone(model, patches, recipe, n_random=int(opts["n_random"]), progress=_progress("allinone", recipe.steps))
+    except sr.DivergedError as err:
+        raise UserError(f"All-in-One training diverged: {err}; lower task.final.lr") from None
+    train_s = time.monotonic() - t0
+    largest = choices[0].point.name
+
+    def alone(name: str, label: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+        patches.load_state_dict(start_state)  # the very batches the shared training drew
+        torch.manual_seed(settings.seed)
+        return train_and_evaluate(points[name], recipe, patches, evals, label)
+
+    t0 = time.monotonic()
+    fixed, fixed_scores = alone(largest, "fixed")
+    alone_scores = {largest: fixed_scores}
+    if opts["compare_alone"]:
+        for name in list(points)[1:]:
+            alone_scores[name] = alone(name, f"alone {name}")[1]
+    alone_s = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    switched_scores = {}
+    for name in points:
+        model.set_operating_point(name)
+        switched_scores[name] = sr.evaluate_sets(model, evals, scale)
+    model.set_operating_point(largest)
+    eval_s = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    switched_ms, fixed_ms, rounds = _final_latency(model, fixed, points, by_name, lat, int(opts["final_rounds"]))
+    latency_s = time.monotonic() - t0
+    switch = time_switch(model, int(opts["switch_trials"]))
+    run_dir = settings.run_dir
+    export = _export(model, fixed, run_dir, pointset, budget_ms)
+
+    rows = []
+    for c in choices:
+        name = c.point.name
+        row = {
+            **c.point.to_dict(), **describe_arch(c.arch),
+            "latency_ms": switched_ms[name], "measured": lat.measured, "search_latency_ms": c.latency_ms,
+            "meets_budget": switched_ms[name] <= budget_ms,
+            "eval": switched_scores[name],
+            "fixed_latency_ms": fixed_ms[name], "fixed_meets_budget": fixed_ms[name] <= budget_ms,
+            "fixed_eval": fixed_scores["eval"],
+            "params_active": _params(c.arch),
+        }
+        if lat.measured:
+            row["latency_rounds_ms"] = rounds["switched"][name]
+            row["fixed_latency_rounds_ms"] = rounds["fixed"][name]
+        if name in alone_scores:
+            row["alone_eval"] = alone_scores[name]["eval"]
+            row["psnr_gap_db"] = {s: row["eval"][s]["psnr"] - alone_scores[name]["eval"][s]["psnr"] for s in evals}
+        rows.append(row)
+    result = {
+        "task": "sr", "strategy": "allinone",
+        "device": {"name": device.name, "description": device.description, "lr_hw": list(device.lr_hw)},
+        "budget_ms": budget_ms, "target_ms": target_ms,
+        "latency_measured": lat.measured,
+        "latency_source": _latency_source(pointset, lat),
+        "operating_points_kind": pointset.kind,
+        "operating_points": rows,
+        "latency_spread": max(switched_ms.values()) / min(switched_ms.values()),
+        "fixed_latency_spread": max(fixed_ms.values()) / min(fixed_ms.values()),
+        "all_meet_budget": all(r["meets_budget"] for r in rows),
+        "switch_ms": switch["median_ms"], "switch": switch,
+        "export": export,
+        "recipe": {"steps": recipe.steps, "batch_size": recipe.batch_size, "patch_hr": recipe.patch_hr,
+                   "lr": recipe.lr, "n_random": int(opts["n_random"])},
+        "timing_s": {"search": round(search_s, 1), "train_allinone": round(train_s, 1),
+                     "train_alone": round(alone_s, 1), "eval_allinone": round(eval_s, 1),
+                     "final_latency": round(latency_s, 1)},
+        "options": {k: v for k, v in opts.items() if k != "smoke"},
+    }
+    write_allinone_report(result, run_dir / "report.md")
+    return result
+
+
+def _params(arch: WDSRBArch) -> int:
+    return sr.num_params(sr.build_model(arch))
+
+
+def _progress(label: str, steps: int) -> Any:
+    started = time.monotonic()
+    last = [started]
+
+    def progress(step: int, loss: float) -> None:
+        now = time.monotonic()
+        if now - last[0] > 20 or step == steps:
+            rate = step / max(now - started, 1e-9)
+            left = (steps - step) / max(rate, 1e-9)
+            print(f"  [{label}] step {step}/{steps} L1 {loss:.4f} | {rate:.1f} steps/s, "
+                  f"left ~{int(left // 60)}m{int(left % 60):02d}s", flush=True)
+            last[0] = now
+
+    return progress
+
+
+def _final_latency(model: AllInOneWDSRB, fixed: torch.nn.Module, points: dict[str, WDSRBArch],
+                   by_name: dict[str, OperatingPoint], lat: PointLatency, rounds: int,
+                   ) -> tuple[dict[str, float], dict[str, float], dict[str, dict[str, list[float]]]]:
+    """Per point: the switched network's and the fixed network's latency (ms).
+
+    Measured: ``rounds`` interleaved rounds (switched and fixed alternate at every point, the
+    point order reverses every round, so load drift hits both alike); the median of the round
+    medians. Modelled: the published model at f_max scaled to each level.
+    """
+    if not lat.measured:
+        top = points[next(iter(points))]
+        return ({n: lat.arch_ms(a, by_name[n]) for n, a in points.items()},
+                {n: lat.arch_ms(top, by_name[n]) for n in points}, {})
+    log: dict[str, dict[str, list[float]]] = {"switched": {n: [] for n in points}, "fixed": {n: [] for n in points}}
+    names = list(points)
+    for r in range(max(1, rounds)):
+        for name in names if r % 2 == 0 else names[::-1]:
+            pair = [("switched", model), ("fixed", fixed)]
+            for which, module in pair if r % 2 == 0 else pair[::-1]:
+                if which == "switched":
+                    model.set_operating_point(name)
+                log[which][name].append(round(lat.module_ms(module, by_name[name]), 3))
+    model.set_operating_point(names[0])
+    med = {which: {n: statistics.median(v) for n, v in d.items()} for which, d in log.items()}
+    return med["switched"], med["fixed"], log
+
+
+def time_switch(model: AllInOneWDSRB, trials: int = 2000) -> dict[str, float]:
+    """Wall time of ``set_operating_point`` cycling through every point (ms: median, p99, max)."""
+    names = list(model.point_names)
+    times = []
+    for i in range(max(trials, len(names))):
+        t = time.perf_counter_ns()
+        model.set_operating_point(names[i % len(names)])
+        times.append((time.perf_counter_ns() - t) / 1e6)
+    model.set_operating_point(names[0])
+    times.sort()
+    return {"median_ms": statistics.median(times), "p99_ms": times[int(0.99 * (len(times) - 1))],
+            "max_ms": times[-1], "trials": len(times)}
+
+
+def _export(model: AllInOneWDSRB, fixed: torch.nn.Module, run_dir: Path, pointset: PointSet,
+            budget_ms: float) -> dict[str, Any]:
+    """``allinone.pt`` (every point, one file) and ``fixed.pt`` (a plain WDSR-B of the largest
+    point's architecture: the reference size for the largest sub-network's weights)."""
+    path = save_allinone(model, run_dir / "allinone.pt", extra={
+        "operating_points": {p.name: p.threads or p.freq_mhz for p in pointset.points},
+        "kind": pointset.kind, "budget_ms": budget_ms})
+    ref = sr.save_weights(fixed, run_dir / "fixed.pt")
+    size, ref_size = path.stat().st_size, ref.stat().st_size
+    return {"path": path.name, "bytes": size, "largest_subnet_path": ref.name, "largest_subnet_bytes": ref_size,
+            "size_ratio": size / ref_size, "mask_ints": int(model.point_widths.numel()),
+            "loads_with": "tasks.sr.allinone.load_allinone (torch.load weights_only=True)"}
+
+
+def _latency_source(pointset: PointSet, lat: PointLatency) -> dict[str, Any]:
+    if lat.measured:
+        return {"measured": True, "source": pointset.source}
+    return {"measured": False,
+            "source": f"MODELLED, not measured: published speed model at f_max ({lat.model_source}), "
+                      f"scaled per level: {pointset.latency_model}",
+            "levels_source": pointset.source}
+
+
+__all__ = ["macs_per_pixel", "run_allinone", "time_switch"]

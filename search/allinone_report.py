@@ -1,0 +1,70 @@
+"""report.md for ``strategy=allinone``: per operating point, latency and PSNR of the fixed
+network and of the switched All-in-One network, and the latency spread of each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _point_label(row: dict[str, Any]) -> str:
+    if "threads" in row:
+        return f"{row['name']} ({row['threads']} thread{'s' if row['threads'] > 1 else ''})"
+    return f"{row['name']} ({row['freq_mhz']:g} MHz)"
+
+
+def write_allinone_report(result: dict[str, Any], path: Path) -> None:
+    rows = result["operating_points"]
+    sets = list(rows[0]["eval"])
+    budget = result["budget_ms"]
+    src = result["latency_source"]
+    how = "measured" if result["latency_measured"] else "modelled"
+    head = (f"| operating point | sub-network | fixed: latency ({how}, ms) | fixed: PSNR | "
+            f"All-in-One: latency ({how}, ms) | All-in-One: PSNR | trained alone: PSNR |")
+    lines = [head, "|" + " --- |" * 7]
+    for r in rows:
+        a = r["arch"]
+        sub = f"{len(a['blocks'])} blocks, C={a['channels']}, [M1, M2]={a['blocks'][0]}"
+        fixed_ok = "" if r["fixed_meets_budget"] else " (over budget)"
+        sw_ok = "" if r["meets_budget"] else " (over budget)"
+
+        def psnr(scores: dict[str, Any] | None) -> str:
+            if not scores:
+                return "n/a"
+            return " / ".join(f"{scores[s]['psnr']:.2f}" for s in sets)
+
+        lines.append(f"| {_point_label(r)} | {sub} | {r['fixed_latency_ms']:.2f}{fixed_ok} | {psnr(r['fixed_eval'])} | "
+                     f"{r['latency_ms']:.2f}{sw_ok} | {psnr(r['eval'])} | {psnr(r.get('alone_eval'))} |")
+    export = result["export"]
+    modelled_note = [] if result["latency_measured"] else [
+        "**These latencies are MODELLED, not measured**: no phone is attached to this machine.",
+        f"Frequency levels: {src.get('levels_source')}.", ""]
+    text = [
+        f"# All-in-One SR x{rows[0]['arch']['scale']} on {result['device']['name']}",
+        "",
+        f"Device: {result['device']['description']}; LR input {result['device']['lr_hw'][0]}x"
+        f"{result['device']['lr_hw'][1]}. Budget {budget:g} ms at every operating point "
+        f"(search target {result['target_ms']:.2f} ms).",
+        f"Latency: {src['source']}.",
+        "",
+        *modelled_note,
+        "The *fixed* network is the fastest point's sub-network trained alone: it runs unchanged at "
+        "every point. The *All-in-One* network holds every point's nested sub-network in one weight "
+        "set (trained together, sandwich rule) and switches with `model.set_operating_point(name)`. "
+        f"PSNR-Y on {' / '.join(sets)}; every network used the same recipe "
+        f"({result['recipe']['steps']} steps, batch {result['recipe']['batch_size']}, "
+        f"HR patch {result['recipe']['patch_hr']}).",
+        "",
+        *lines,
+        "",
+        f"Latency spread across points (max / min): **All-in-One {result['latency_spread']:.3f}**, "
+        f"fixed {result['fixed_latency_spread']:.3f}.",
+        f"Every point within budget (All-in-One): {'yes' if result['all_meet_budget'] else 'NO'}.",
+        f"Switching points: median {result['switch']['median_ms'] * 1000:.1f} us, "
+        f"p99 {result['switch']['p99_ms'] * 1000:.1f} us over {result['switch']['trials']} switches.",
+        f"Exported `{export['path']}`: {export['bytes']:,} bytes, {export['size_ratio']:.3f}x the "
+        f"largest sub-network's weights alone (`{export['largest_subnet_path']}`, "
+        f"{export['largest_subnet_bytes']:,} bytes); masks are {export['mask_ints']} integers.",
+        "",
+    ]
+    path.write_text("\n".join(text))

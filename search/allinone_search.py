@@ -1,0 +1,148 @@
+"""Search for nested sub-networks, one per operating point, each under the same latency budget.
+
+The points are ordered fastest first (by a probe network's latency at each point). The fastest
+point gets the largest network of a *ladder* cut out of the template (uniform WDSR-B blocks at
+the space's maximum depth) whose latency there is at most ``target_ms``; each slower point gets
+the largest rung of the ladder cut out of the previous point's network (fewer blocks, narrower
+``M1``/``M2``, same trunk) that meets ``target_ms`` at *its* speed. So every sub-network is a
+subset of the next larger one, and every point lands just under the same target.
+
+Rungs are ordered by multiply-accumulates per output pixel, the capacity proxy this search
+maximises; latency is close to monotone along that order, so a bisection finds the largest
+feasible rung with ~log2(rungs) latency evaluations (each one measured on this host, or the
+modelled value for a phone's DVFS levels, where every rung is evaluated).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from search.allinone_points import OperatingPoint, PointLatency
+from spaces import ArchError, SRSpace, WDSRBArch, WDSRBlock
+
+LatencyFn = Callable[[WDSRBArch, OperatingPoint], float]
+
+
+def macs_per_pixel(arch: WDSRBArch) -> int:
+    """Multiply-accumulates per LR pixel of a WDSR-B network (all convs, 3x3 and 5x5 included)."""
+    c, out_c = arch.channels, 3 * arch.scale**2
+    body = sum(c * b.m1 + b.m1 * b.m2 + 9 * b.m2 * c for b in arch.blocks)
+    return 27 * c + body + 9 * c * out_c + 75 * out_c
+
+
+def template(space: SRSpace, channels: int, m1: int, m2: int, depth: int | None = None) -> WDSRBArch:
+    """Uniform-block WDSR-B at ``depth`` (default: the space's maximum), checked against the space."""
+    arch = WDSRBArch(space.scale, channels, (WDSRBlock(m1, m2),) * (depth or space.max_blocks))
+    try:
+        return space.validate(arch)
+    except ArchError as err:
+        raise ValueError(f"strategy template C={channels}, M1={m1}, M2={m2}: {err}") from None
+
+
+def ladder(parent: WDSRBArch, space: SRSpace, min_width: float = 0.3) -> list[WDSRBArch]:
+    """Sub-networks of ``parent`` inside ``space``: the first ``d`` blocks (every ``d`` the space
+    allows), each block's ``M1`` cut to a value of the space's grid between ``min_width`` of the
+    parent's and the parent's (``M2`` cut in proportion), and the trunk ``C`` cut to a width of
+    the space between half the parent's and the parent's; sorted by MACs, ascending."""
+    low1, _, step1 = space.m1
+    low2 = space.m2[0]
+    top1 = max(b.m1 for b in parent.blocks)
+    choices = [v for v in range(low1, top1 + 1, step1) if v >= min_width * top1] or [low1]
+    widths = [c for c in space.channels if parent.channels / 2 <= c <= parent.channels] or [parent.channels]
+    rungs: dict[str, WDSRBArch] = {}
+    for depth, m1, c in itertools.product(range(space.min_blocks, parent.depth + 1), choices, widths):
+        blocks = tuple(
+            WDSRBlock(min(b.m1, m1), min(b.m2, max(low2, round(b.m2 * min(b.m1, m1) / b.m1))))
+            for b in parent.blocks[:depth]
+        )
+        arch = WDSRBArch(parent.scale, c, blocks)
+        try:
+            space.validate(arch)
+        except ArchError:
+            continue
+        rungs[arch.key] = arch
+    return sorted(rungs.values(), key=lambda a: (macs_per_pixel(a), a.depth))
+
+
+@dataclass(frozen=True)
+class PointChoice:
+    point: OperatingPoint
+    arch: WDSRBArch
+    latency_ms: float         # at this point, as found by the search
+    meets_target: bool
+    evaluated: int            # latency evaluations spent on this point
+
+
+def largest_under(rungs: list[WDSRBArch], point: OperatingPoint, target_ms: float, latency: LatencyFn,
+                  exhaustive: bool) -> PointChoice:
+    """The rung with the most MACs whose latency at ``point`` is <= ``target_ms``.
+
+    ``exhaustive``: evaluate every rung (cheap, modelled latency); else bisect, then confirm the
+    choice with a second evaluation and step down while it misses (noisy, measured latency).
+    """
+    seen: dict[int, float] = {}
+
+    def lat(i: int) -> float:
+        if i not in seen:
+            seen[i] = latency(rungs[i], point)
+        return seen[i]
+
+    if exhaustive:
+        feasible = [i for i in range(len(rungs)) if lat(i) <= target_ms]
+        best = max(feasible) if feasible else 0
+    else:
+        lo, hi = -1, len(rungs)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if lat(mid) <= target_ms:
+                lo = mid
+            else:
+                hi = mid
+        best = max(lo, 0)
+        while best > 0 and latency(rungs[best], point) > target_ms:  # re-measure: guard against a lucky run
+            best -= 1
+    ms = lat(best)
+    return PointChoice(point, rungs[best], ms, ms <= target_ms, len(seen))
+
+
+def order_points(points: tuple[OperatingPoint, ...], probe: WDSRBArch, latency: LatencyFn) -> list[tuple[OperatingPoint, float]]:
+    """Points sorted fastest first by ``probe``'s latency at each (``(point, ms)`` pairs)."""
+    timed = [(p, latency(probe, p)) for p in points]
+    return sorted(timed, key=lambda pm: pm[1])
+
+
+def search_nested(space: SRSpace, root: WDSRBArch, points: tuple[OperatingPoint, ...], target_ms: float,
+                  lat: PointLatency, measured_latency: Callable[[WDSRBArch, WDSRBArch, OperatingPoint], float],
+                  log: Callable[[str], None] = print) -> tuple[list[PointChoice], list[tuple[OperatingPoint, float]]]:
+    """Nested choices, fastest point first. ``measured_latency(supernet, arch, point)`` times
+    ``arch`` as a slice of ``supernet`` (as it will run); modelled points use ``lat.arch_ms``."""
+    exhaustive = not lat.measured
+    probe = ladder(root, space)[len(ladder(root, space)) // 2]
+    order = order_points(points, probe, lat.arch_ms)
+    log("operating points, fastest first (probe " + f"{probe.depth} blocks): "
+        + ", ".join(f"{p.name} {ms:.1f} ms" for p, ms in order))
+    choices: list[PointChoice] = []
+    parent = root
+    for point, _ in order:
+        if choices and lat.measured:
+            top = choices[0].arch
+
+            def fn(a: WDSRBArch, p: OperatingPoint, top: WDSRBArch = top) -> float:
+                return measured_latency(top, a, p)
+        else:
+            fn = lat.arch_ms
+        choice = largest_under(ladder(parent, space), point, target_ms, fn, exhaustive)
+        log(f"  {point.name}: {choice.arch.depth} blocks, C={choice.arch.channels}, "
+            f"[M1, M2]={[choice.arch.blocks[0].m1, choice.arch.blocks[0].m2]}, {choice.latency_ms:.2f} ms "
+            f"({'meets' if choice.meets_target else 'MISSES'} target {target_ms:.2f} ms; "
+            f"{choice.evaluated} evaluations)")
+        choices.append(choice)
+        parent = choice.arch
+    return choices, order
+
+
+def describe_arch(arch: WDSRBArch) -> dict[str, Any]:
+    return {"arch": arch.to_dict(), "depth": arch.depth, "macs_per_pixel": macs_per_pixel(arch)}
