@@ -72,13 +72,14 @@ def write_pareto(study: optuna.Study, budget_ms: float, baselines: dict[str, Any
                    s=18, c="0.6", label="over budget, not trained")
     ax.axvline(budget_ms, c="tab:red", ls="--", lw=1, label=f"budget {budget_ms:g} ms")
     for name, b in baselines.items():
-        if b.get("val_psnr") is None:
+        quality = b.get(quality_key)
+        if quality is None:
             continue
         if b.get("latency_ms") is not None:
-            ax.scatter([b["latency_ms"]], [b["val_psnr"]], marker="*", s=90, label=f"{name} (final recipe)")
+            ax.scatter([b["latency_ms"]], [quality], marker="*", s=90, label=f"{name} (final)")
         else:
-            ax.axhline(b["val_psnr"], ls=":", lw=1, c="0.3")
-            ax.text(ax.get_xlim()[0], b["val_psnr"], f" {name} (final recipe; latency not modelled here)",
+            ax.axhline(quality, ls=":", lw=1, c="0.3")
+            ax.text(ax.get_xlim()[0], quality, f" {name} (final; latency not modelled here)",
                     fontsize=7, va="bottom", color="0.3")
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel(quality_label + " on held-out validation")

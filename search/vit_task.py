@@ -1,0 +1,192 @@
+"""The ViT task's pieces: settings, data, the teacher (trained once and cached), the space and
+the per-trial objective (sample keep rates, time them, fine-tune selectors briefly, score)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+
+import tasks.vit as vit
+from search.errors import UserError
+from search.latency import LatencyEstimator
+from search.study import LATENCY_CONSTRAINT
+from spaces import ArchError
+from spaces.vit import TokenPruneSpace, default_stages
+from tasks.vit.demo import TeacherRecipe, build_demo_teacher, load_demo_data, train_teacher
+
+
+@dataclass(frozen=True)
+class ViTSettings:
+    model_name: str
+    checkpoint: str | None
+    img_size: int
+    num_classes: int
+    stages: tuple[int, ...] | None
+    keep_ratio: tuple[float, float, float]
+    min_keep: float
+    budget_fraction: float
+    batch: int
+    data_root: Path | None
+    val_images: int
+    teacher: TeacherRecipe
+    proxy: vit.SelectorRecipe
+    final: vit.SelectorRecipe
+
+    @staticmethod
+    def from_task(task: dict[str, Any], seed: int) -> ViTSettings:
+        model, data = task.get("model") or {}, task.get("data") or {}
+        try:
+            def recipe(section: str, offset: int) -> vit.SelectorRecipe:
+                return vit.SelectorRecipe(seed=seed + offset, **dict(task.get(section) or {}))
+
+            stages = task.get("stages")
+            return ViTSettings(
+                model_name=str(model.get("name", "demo")),
+                checkpoint=model.get("checkpoint"),
+                img_size=int(model.get("img_size", 56)),
+                num_classes=int(model.get("num_classes", 10)),
+                stages=None if stages is None else tuple(int(s) for s in stages),
+                keep_ratio=tuple(float(v) for v in task.get("keep_ratio", (0.5, 1.0, 0.05))),  # type: ignore[arg-type]
+                min_keep=float(task.get("min_keep", 0.1)),
+                budget_fraction=float(task.get("budget_fraction", 0.7)),
+                batch=int(task.get("batch", 1)),
+                data_root=Path(data["root"]) if data.get("root") else None,
+                val_images=int(data.get("val_images", 500)),
+                teacher=TeacherRecipe(seed=seed, **dict(task.get("teacher") or {})),
+                proxy=recipe("proxy", 1),
+                final=recipe("final", 2),
+            )
+        except (TypeError, ValueError) as err:
+            raise UserError(f"task (vit) settings are malformed: {err}") from None
+
+
+@dataclass
+class ViTData:
+    train: Any
+    val: Any
+    test: Any
+    in_chans: int
+
+
+def load_vit_data(settings: ViTSettings, seed: int) -> ViTData:
+    """Demo: the shipped MNIST subset (train / val / held-out test). Real: ``root/train`` and
+    ``root/val`` ImageFolders; candidates are scored on a seeded slice of train."""
+    try:
+        if settings.data_root is None:
+            demo = load_demo_data(img_size=settings.img_size, held_out=1000, seed=seed)
+            images, labels = demo.train
+            cut = len(labels) - settings.val_images
+            return ViTData((images[:cut], labels[:cut]), (images[cut:], labels[cut:]), demo.test, 1)
+        train = vit.load_imagefolder(settings.data_root / "train", settings.img_size)
+        test = vit.load_imagefolder(settings.data_root / "val", settings.img_size)
+    except vit.TokenPruneError as err:
+        raise UserError(f"{err}; set task.data.root to a folder with train/ and val/ ImageFolders") from None
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = min(settings.val_images, len(train) // 5)
+    subset = torch.utils.data.Subset
+    return ViTData(subset(train, order[n_val:]), subset(train, order[:n_val]), test, 3)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HWNAS_CACHE", Path.home() / ".cache" / "hwnas"))
+
+
+def load_teacher(settings: ViTSettings, data: ViTData, seed: int) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The unpruned model. The demo teacher is trained on first use and cached (state dict,
+    loaded with ``weights_only=True``) under a key of its recipe, size and seed."""
+    if settings.model_name != "demo":
+        try:
+            model = vit.load_model(settings.model_name, settings.checkpoint, num_classes=settings.num_classes)
+        except vit.TokenPruneError as err:
+            raise UserError(str(err)) from None
+        return model.eval(), {"source": f"{settings.model_name} from {settings.checkpoint or 'random init'}"}
+    spec = {"img_size": settings.img_size, "seed": seed, "recipe": asdict(settings.teacher), "v": 1}
+    key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    path = cache_dir() / "vit" / f"demo_teacher_{key}.pt"
+    model = build_demo_teacher(img_size=settings.img_size, seed=seed)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        info = json.loads(path.with_suffix(".json").read_text())
+        print(f"demo teacher loaded from {path} (held-out top-1 {100 * info['test_top1']:.2f}%)")
+        return model.eval(), info
+    print(f"training the demo teacher ({settings.teacher.epochs:g} epochs on {len(data.train[1])} digits)...",
+          flush=True)
+    log = train_teacher(model, load_demo_data(settings.img_size, held_out=1000, seed=seed), settings.teacher)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    info = {"source": f"demo teacher trained here, cached at {path}", "test_top1": log.test_top1,
+            "train_s": log.seconds, "steps": log.steps}
+    path.with_suffix(".json").write_text(json.dumps(info))
+    print(f"demo teacher: held-out top-1 {100 * log.test_top1:.2f}% after {log.seconds:.0f} s", flush=True)
+    return model.eval(), info
+
+
+def build_space(settings: ViTSettings, teacher: torch.nn.Module, in_chans: int) -> TokenPruneSpace:
+    depth = len(teacher.blocks)
+    try:
+        return TokenPruneSpace(
+            model="demo_vit" if settings.model_name == "demo" else settings.model_name,
+            img_size=teacher.patch_embed.img_size[0], patch_size=teacher.patch_embed.patch_size[0],
+            embed_dim=teacher.embed_dim, depth=depth, num_heads=teacher.blocks[0].attn.num_heads,
+            in_chans=in_chans, num_classes=teacher.num_classes, num_prefix_tokens=teacher.num_prefix_tokens,
+            stage_choices=(settings.stages or default_stages(depth),),
+            ratio_range=settings.keep_ratio, min_keep=settings.min_keep,
+        )
+    except ArchError as err:
+        raise UserError(f"task (vit): {err}") from None
+
+
+def pruned(teacher: torch.nn.Module, arch: Any) -> vit.TokenPrunedViT:
+    """A student with fresh selectors on a copy of the teacher's weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return vit.patch_from_arch(copy.deepcopy(teacher), arch).eval()
+
+
+class ViTObjective:
+    """One trial: keep rates -> measured latency -> constraint -> short selector training
+    (candidates within ``near_budget``) -> top-1 on the validation split."""
+
+    def __init__(self, space: TokenPruneSpace, teacher: torch.nn.Module, data: ViTData,
+                 estimator: LatencyEstimator, budget_ms: float, near_budget: float,
+                 recipe: vit.SelectorRecipe, two_objectives: bool) -> None:
+        self.space, self.teacher, self.data = space, teacher, data
+        self.estimator, self.budget_ms, self.near_budget = estimator, budget_ms, near_budget
+        self.recipe, self.two_objectives = recipe, two_objectives
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        arch = self.space.sample(trial)
+        latency_ms = self.estimator.latency_ms(arch)
+        trial.set_constraint(LATENCY_CONSTRAINT, latency_ms - self.budget_ms)
+        trial.set_user_attr("arch", arch.to_dict())
+        trial.set_user_attr("latency_ms", latency_ms)
+        top1 = 0.0
+        trial.set_user_attr("trained", latency_ms <= self.budget_ms * self.near_budget)
+        if trial.user_attrs["trained"]:
+            started = time.monotonic()
+            student = pruned(self.teacher, arch)
+            vit.train_selectors(student, self.teacher, self.data.train, self.recipe)
+            top1 = 100.0 * vit.evaluate_top1(student, self.data.val)
+            trial.set_user_attr("proxy_s", time.monotonic() - started)
+        trial.set_user_attr("val_top1", top1)
+        return (top1, latency_ms) if self.two_objectives else top1
+
+
+def describe_trial(trial: optuna.trial.FrozenTrial) -> str:
+    arch = trial.user_attrs.get("arch") or {}
+    rates = ",".join(f"{r:.2f}" for r in arch.get("keep_rates", []))
+    lat = trial.user_attrs.get("latency_ms")
+    if lat is None:
+        return f"#{trial.number}"
+    if not trial.user_attrs.get("trained"):
+        return f"#{trial.number} keep ({rates}) {lat:.2f} ms (over budget, not trained)"
+    return f"#{trial.number} keep ({rates}) {lat:.2f} ms top-1 {trial.user_attrs['val_top1']:.2f}%"

@@ -1,0 +1,51 @@
+"""`task=vit device=cpu experiment=smoke` runs the ViT pipeline end to end and writes every output."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import tasks.vit as vit
+from spaces import load_arch
+from tasks.vit.demo import build_demo_teacher, load_demo_data
+
+
+@pytest.fixture(scope="module")
+def vit_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("vit_smoke")
+    proc = subprocess.run(
+        [sys.executable, "-m", "search", "task=vit", "device=cpu", "experiment=smoke", f"hydra.run.dir={run_dir}"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return run_dir, proc.stdout
+
+
+def test_outputs_exist_and_report(vit_run):
+    run_dir, stdout = vit_run
+    for name in ("result.json", "arch.json", "model.pt", "model.onnx", "pareto.png", "report.md"):
+        assert (run_dir / name).is_file(), name
+    assert "[trial " in stdout
+    result = json.loads((run_dir / "result.json").read_text())
+    best = result["best"]
+    assert best["latency_ms"] <= result["budget_ms"] * 1.0001
+    assert 0 < best["measured_latency_ms"] and 0 <= best["test_top1"] <= 100
+    assert {"evit", "unpruned"} <= set(result["baselines"])
+    assert "EViT" in (run_dir / "report.md").read_text()
+
+
+def test_weights_rebuild_and_onnx_matches(vit_run):
+    run_dir, _ = vit_run
+    arch = load_arch(run_dir / "arch.json")
+    model = vit.patch_from_arch(build_demo_teacher(img_size=arch.img_size), arch)
+    model.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True))
+    images = load_demo_data(arch.img_size, held_out=1000).test[0][:1]
+    with torch.inference_mode():
+        expected = model.eval()(images).numpy()
+    session = ort.InferenceSession(str(run_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
+    assert np.abs(got - expected).max() < 1e-4
