@@ -71,7 +71,9 @@ def _measured(device: DeviceProfile, build: BuildFn, options: dict[str, Any],
               input_shape: tuple[int, ...]) -> LatencyEstimator:
     threads = device.threads or 1
     backend = options.get("backend", "torch-cpu")
-    protocol = {k: options[k] for k in ("warmup", "min_repeats", "max_repeats") if k in options}
+    # Bounded so that timing one candidate costs seconds, not minutes, on a busy machine.
+    protocol = {"warmup": 3, "min_repeats": 7, "max_repeats": 25, "max_seconds": 10.0}
+    protocol.update({k: options[k] for k in protocol if k in options})
     if device.name != "cpu" and backend.startswith("torch-cpu"):
         raise UserError(
             f"latency=measured times candidates on this host, but device={device.name} is not this host; "
