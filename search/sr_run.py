@@ -9,7 +9,6 @@ from typing import Any
 import torch
 
 import tasks.sr as sr
-from tasks.sr.evaluate import evaluate
 from search import report
 from search.errors import UserError
 from search.latency import make_estimator
@@ -27,6 +26,7 @@ from search.sr_task import (
 from search.storage import redact
 from search.study import open_study, run_study, search_only_result
 from spaces import arch_from_dict, save_arch
+from tasks.sr.evaluate import evaluate
 
 
 def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,

@@ -12,12 +12,12 @@ import optuna
 import torch
 
 import tasks.sr as sr
-from tasks.sr.evaluate import evaluate
-from tasks.sr.train import train as train_model
 from search.errors import UserError
 from search.latency import LatencyEstimator
 from search.study import LATENCY_CONSTRAINT
 from spaces import ArchError, BicubicArch, ESPCNArch, FSRCNNArch, SRSpace, WDSRBArch
+from tasks.sr.evaluate import evaluate
+from tasks.sr.train import train as train_model
 
 BASELINES = {"bicubic": BicubicArch, "fsrcnn": FSRCNNArch, "espcn": ESPCNArch}
 
