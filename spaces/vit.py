@@ -21,7 +21,7 @@ KNOWN_VITS: dict[str, tuple[int, int, int, int, int]] = {
     "deit_tiny_patch16_224": (224, 16, 192, 12, 3),
     "deit_small_patch16_224": (224, 16, 384, 12, 6),
     "deit_base_patch16_224": (224, 16, 768, 12, 12),
-    "demo_vit": (56, 4, 192, 12, 3),
+    "demo_vit": (28, 4, 96, 6, 3),  # tasks.vit.demo: 1-channel digits, 3x3 conv stem of 24
 }
 
 
@@ -88,6 +88,7 @@ class TokenPruneArch:
     num_classes: int = 1000
     num_prefix_tokens: int = 1
     selector_dim: int = 0  # 0: default_selector_dim(embed_dim, num_heads)
+    stem_chans: int = 0  # > 0: a 3x3 conv (in_chans -> stem_chans) + GELU before the patch conv
     family: str = field(default="token_prune_vit", init=False)
 
     def __post_init__(self) -> None:
@@ -122,7 +123,7 @@ class TokenPruneArch:
             "num_heads": self.num_heads, "mlp_ratio": self.mlp_ratio, "in_chans": self.in_chans,
             "num_classes": self.num_classes, "num_prefix_tokens": self.num_prefix_tokens,
             "keep_rates": list(self.keep_rates), "stages": list(self.stages),
-            "selector_dim": self.selector_dim,
+            "selector_dim": self.selector_dim, "stem_chans": self.stem_chans,
         }
 
     @staticmethod
@@ -130,6 +131,7 @@ class TokenPruneArch:
         try:
             ints = {k: int(data[k]) for k in ("img_size", "patch_size", "embed_dim", "depth", "num_heads",
                                                 "in_chans", "num_classes", "num_prefix_tokens", "selector_dim")}
+            ints["stem_chans"] = int(data.get("stem_chans", 0))
             return TokenPruneArch(
                 model=str(data["model"]), mlp_ratio=float(data["mlp_ratio"]),
                 keep_rates=tuple(float(r) for r in data["keep_rates"]),
@@ -147,10 +149,14 @@ class TokenPruneArch:
     def ops(self, batch: int = 1) -> list[Op]:
         """Every op of the pruned network at inference (top-k path) for ``batch`` images."""
         b, c, g, p = batch, self.embed_dim, self.img_size // self.patch_size, self.num_prefix_tokens
-        n0 = self.num_patches
-        ops = [
-            conv2d(b, self.in_chans, c, self.img_size, self.img_size, self.patch_size,
-                   stride=self.patch_size, padding=0),
+        n0, size, c_in = self.num_patches, self.img_size, self.in_chans
+        ops = []
+        if self.stem_chans:
+            ops += [conv2d(b, c_in, self.stem_chans, size, size, 3),
+                    elementwise("gelu", (b, self.stem_chans, size, size))]
+            c_in = self.stem_chans
+        ops += [
+            conv2d(b, c_in, c, size, size, self.patch_size, stride=self.patch_size, padding=0),
             make_op("copy", [(b, c, g, g)], (b, n0, c)),
             make_op("concat", [(b, p, c), (b, n0, c)], (b, p + n0, c)),
             elementwise("add", (b, p + n0, c), 2),
@@ -231,6 +237,7 @@ class TokenPruneSpace:
     in_chans: int = 3
     num_classes: int = 1000
     num_prefix_tokens: int = 1
+    stem_chans: int = 0
     stage_choices: tuple[tuple[int, ...], ...] = ()
     ratio_range: tuple[float, float, float] = (0.5, 1.0, 0.05)
     min_keep: float = 0.05
@@ -255,7 +262,7 @@ class TokenPruneSpace:
         kwargs: dict[str, Any] = dict(model=name, img_size=img, patch_size=patch, embed_dim=dim,
                                       depth=depth, num_heads=heads)
         if name == "demo_vit":
-            kwargs.update(in_chans=1, num_classes=10)
+            kwargs.update(in_chans=1, num_classes=10, stem_chans=24)
         kwargs.update(overrides)
         return TokenPruneSpace(**kwargs)
 
@@ -277,7 +284,7 @@ class TokenPruneSpace:
             model=self.model, img_size=self.img_size, patch_size=self.patch_size,
             embed_dim=self.embed_dim, depth=self.depth, num_heads=self.num_heads,
             mlp_ratio=self.mlp_ratio, in_chans=self.in_chans, num_classes=self.num_classes,
-            num_prefix_tokens=self.num_prefix_tokens, keep_rates=tuple(keep_rates),
+            num_prefix_tokens=self.num_prefix_tokens, stem_chans=self.stem_chans, keep_rates=tuple(keep_rates),
             stages=self.stage_choices[0] if stages is None else tuple(stages),
         )
 

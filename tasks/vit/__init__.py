@@ -19,7 +19,7 @@ from tasks.vit.patch import (
     patch_from_arch,
     patch_token_selectors,
 )
-from tasks.vit.real import load_imagefolder, load_model
+from tasks.vit.real import build_pruned, load_imagefolder, load_model
 from tasks.vit.selector import TokenSelector
 from tasks.vit.train import SelectorLog, SelectorRecipe, selector_loss, train_selectors
 
@@ -30,6 +30,7 @@ __all__ = [
     "TokenPruneError",
     "TokenPrunedViT",
     "TokenSelector",
+    "build_pruned",
     "evaluate_top1",
     "evit_baseline",
     "export_onnx",

@@ -9,7 +9,10 @@ import timm
 import torch
 from torch import nn
 
+from spaces.vit import TokenPruneArch
+from tasks.vit.demo import build_demo_teacher
 from tasks.vit.errors import TokenPruneError
+from tasks.vit.patch import TokenPrunedViT, patch_from_arch
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -29,6 +32,22 @@ def load_model(name: str = "deit_small_patch16_224", checkpoint: str | Path | No
         path = Path(checkpoint)
         model.load_state_dict(_checked(_read_state_dict(path), model, path, name))
     return model.eval()
+
+
+def build_pruned(arch: TokenPruneArch, checkpoint: str | Path | None = None) -> TokenPrunedViT:
+    """The network ``arch`` describes, in eval mode: the timm model ``arch.model`` (or the demo
+    teacher for ``"demo_vit"``) with weights from ``checkpoint`` (backbone only; selectors fresh)."""
+    if arch.model != "demo_vit":
+        return patch_from_arch(load_model(arch.model, checkpoint, arch.num_classes), arch).eval()
+    if arch.in_chans != 1 or arch.num_classes != 10:
+        raise TokenPruneError("demo_vit is the 1-channel, 10-class digit model")
+    vit = build_demo_teacher(img_size=arch.img_size, patch_size=arch.patch_size, embed_dim=arch.embed_dim,
+                             depth=arch.depth, num_heads=arch.num_heads, mlp_ratio=arch.mlp_ratio,
+                             stem_chans=arch.stem_chans)
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        vit.load_state_dict(_checked(_read_state_dict(path), vit, path, "demo_vit"))
+    return patch_from_arch(vit, arch).eval()
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:

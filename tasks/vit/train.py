@@ -67,7 +67,7 @@ def selector_loss(student: TokenPrunedViT, teacher: nn.Module, images: torch.Ten
     tok = (err * aux.mask).sum() / aux.mask.sum().clamp_min(1.0)
     keep = sum((r.mean() - t) ** 2 for r, t in zip(aux.keep_ratios, keep_targets))
     loss = ce + recipe.kl_weight * kl + recipe.token_weight * tok + recipe.keep_weight * keep
-    terms = {"ce": ce.item(), "kl": kl.item(), "token_mse": tok.item(), "keep": float(keep),
+    terms = {"ce": ce.item(), "kl": kl.item(), "token_mse": tok.item(), "keep": float(keep.detach()),
              "keep_ratio_last": aux.keep_ratios[-1].mean().item()}
     return loss, terms
 

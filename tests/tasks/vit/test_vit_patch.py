@@ -9,7 +9,7 @@ import timm
 import torch
 
 from spaces import TokenPruneSpace
-from tasks.vit import evit_baseline, export_onnx, patch_from_arch, patch_token_selectors, run_onnx
+from tasks.vit import build_pruned, evit_baseline, export_onnx, patch_from_arch, patch_token_selectors, run_onnx
 
 RATES = (0.7, 0.49, 0.343)
 
@@ -95,3 +95,12 @@ def test_onnx_export_matches_pytorch(deit_tiny, tmp_path):
     got = run_onnx(path, images)
     assert got.shape == expected.shape
     assert np.abs(got - expected).max() < 1e-4
+
+
+def test_demo_arch_builds_a_model_whose_token_counts_match_its_ops():
+    arch = TokenPruneSpace.for_model("demo_vit").arch(RATES)
+    model = build_pruned(arch)
+    counts = _block_token_counts(model, torch.randn(1, 1, 28, 28))
+    assert counts == [50, 50, 36, 26, 26, 19]  # 1 + 49; then 34 / 24 / 17 patches + 1 package
+    assert [op.inputs[0][2] for op in arch.ops() if op.kind == "sdpa"] == counts
+    assert arch.ops()[0].inputs[0] == (1, 1, 28, 28) and arch.ops()[0].output == (1, 24, 28, 28)
