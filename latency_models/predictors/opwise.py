@@ -125,8 +125,33 @@ class OpwisePredictor(LatencyPredictor):
 
     def predict_archs(self, archs: Sequence[Any], input_hw: tuple[int, int] | None = None) -> np.ndarray:
         """ms per architecture from its analytic ``arch.ops(input_hw)``; identical ops across
-        archs are predicted once."""
+        archs are predicted once.
+
+        Block-structured archs (WDSR-B: ``channels`` + ``blocks``) take a fast path that is
+        exact because the model is additive over ops: terms of the block-less network plus,
+        per distinct block, terms(one block) - terms(no block), each from ``arch.ops``.
+        """
+        if archs and all(type(a).__name__ == "WDSRBArch" for a in archs):
+            return np.maximum(self._block_terms(archs, input_hw) @ self.correction, 1e-3)
         return self.predict_op_lists([arch_ops(a, input_hw) for a in archs])
+
+    def _block_terms(self, archs: Sequence[Any], input_hw: tuple[int, int] | None) -> np.ndarray:
+        import dataclasses
+
+        bases = {(a.scale, a.channels): dataclasses.replace(a, blocks=()) for a in archs}
+        blocks = {(a.scale, a.channels, b): None for a in archs for b in a.blocks}
+        base_keys, block_keys = list(bases), list(blocks)
+        ones = [dataclasses.replace(bases[(s, c)], blocks=(b,)) for s, c, b in block_keys]
+        terms = self.model_terms([arch_ops(a, input_hw) for a in [*bases.values(), *ones]])
+        base_terms = dict(zip(base_keys, terms[: len(base_keys)], strict=True))
+        block_terms = {k: t - base_terms[k[:2]] for k, t in zip(block_keys, terms[len(base_keys):], strict=True)}
+        out = np.stack([base_terms[(a.scale, a.channels)] for a in archs])
+        index = {k: i for i, k in enumerate(block_keys)}
+        table = np.stack([block_terms[k] for k in block_keys]) if block_keys else np.zeros((0, out.shape[1]))
+        rows = [index[(a.scale, a.channels, b)] for a in archs for b in a.blocks]
+        owners = np.repeat(np.arange(len(archs)), [len(a.blocks) for a in archs])
+        np.add.at(out, owners, table[rows])
+        return out
 
     def predict(self, module: Any, input_shape: Sequence[int]) -> float:
         """ms of ``module`` on ``input_shape``, from its traced kernels (runs it once)."""
