@@ -9,7 +9,14 @@ import timm
 import torch
 
 from spaces import TokenPruneSpace
-from tasks.vit import build_pruned, evit_baseline, export_onnx, patch_from_arch, patch_token_selectors, run_onnx
+from tasks.vit import (
+    build_pruned,
+    evit_baseline,
+    export_onnx,
+    patch_from_arch,
+    patch_token_selectors,
+    run_onnx,
+)
 
 RATES = (0.7, 0.49, 0.343)
 
