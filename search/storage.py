@@ -101,11 +101,12 @@ def open_storage(url: str, policy: HeartbeatPolicy) -> BaseStorage:
     if kind(url) == "sqlite":
         Path(url.split(":///", 1)[-1]).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}  # several local workers share one file
+    template = url.replace("{", "{{").replace("}", "}}")  # Optuna str.format()s the URL
     for attempt in range(CREATE_ATTEMPTS):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeat_interval is "experimental"
             try:
-                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=policy.interval_s,
+                return RDBStorage(template, engine_kwargs=engine_kwargs, heartbeat_interval=policy.interval_s,
                                   grace_period=policy.grace_s, heartbeat_stale_trial_callback=callback)
             except ImportError as err:
                 raise UserError(f"search.storage={redact(url)!r} needs a database driver: {err}; "

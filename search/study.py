@@ -189,8 +189,10 @@ class _Guarded:
 
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """SLURM preemption and ``kill`` send SIGTERM: treat it as Ctrl-C (save, re-queue, exit)."""
-    if threading.current_thread() is not threading.main_thread():
+    """``kill`` and schedulers send SIGTERM: treat it as Ctrl-C (save, re-queue, exit). A handler
+    someone else installed (submitit's, which requeues the SLURM job) is left alone."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
 

@@ -93,3 +93,15 @@ def postgres_url() -> Iterator[str]:
         subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                                         "-w", "stop"]), capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_sr() -> list[str]:
+    """``python -m search`` overrides for the real SR pipeline at the smallest size that still
+    trains, scores and (with the final stage) exports: for tests of processes, not of quality."""
+    set5 = Path(__file__).resolve().parents[1] / "tasks" / "sr" / "assets" / "Set5"  # LR shipped: no resizing
+    return ["task=sr", "device=s21", "experiment=smoke", "search.n_trials=3",
+            f"task.data.train_root={set5}", f"task.data.eval_roots={{set5: {set5}}}",
+            "task.space.max_blocks=2", "task.space.channels=[8,12]",
+            "task.smoke.proxy.steps=2", "task.proxy.batch_size=4", "task.smoke.data.val_images=1",
+            "task.smoke.final.steps=2", "task.final.batch_size=4", "task.baselines=[bicubic]"]
