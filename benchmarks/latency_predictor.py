@@ -45,21 +45,26 @@ def cached_kernels(path: Path, op_lists, threads, kernels, max_kernels, seed=0):
     if path.is_file():
         kernels.update({Op.from_dict(d): ms for d, ms in json.loads(path.read_text())})
     before = len(kernels)
-    kernels.update(measure_kernels(op_lists, threads, max_kernels=max_kernels, known=kernels, seed=seed))
+    kernels.update(measure_kernels(op_lists, threads, max_kernels=max_kernels, known=kernels, seed=seed,
+                                   clock=CLOCK[threads], progress=True))
     if len(kernels) != before:
         path.write_text(json.dumps([[op.to_dict(), ms] for op, ms in kernels.items()]))
     return kernels
+
+
+CLOCK: dict[int, str] = {}
 
 
 def traced(models):  # noqa: ANN001, ANN201
     return [trace_ops(z.build(), z.input_shape) for z in models]
 
 
-def run_family(name, models, n_fit, threads, cache, kernels, args, rows):  # noqa: ANN001, ANN201
+def run_family(name, models, n_fit, threads, cache, kernels, args, rows, max_kernels):  # noqa: ANN001, ANN201
     ys = cached(cache / f"{name}-t{threads}.json",
-                lambda: measure_models(models, threads, seed=threads, max_repeats=args.repeats))
+                lambda: measure_models(models, threads, seed=threads, max_repeats=args.repeats, min_repeats=args.repeats - 2,
+                                         clock=CLOCK[threads]))
     ops = traced(models)
-    cached_kernels(cache / f"kernels-t{threads}.json", ops[:n_fit], threads, kernels, args.max_kernels, threads)
+    cached_kernels(cache / f"kernels-t{threads}.json", ops[:n_fit], threads, kernels, max_kernels, threads)
     t0 = time.perf_counter()
     pred = fit_op_lists(ops[:n_fit], ys[:n_fit], threads=threads, kernels=kernels)
     fit_s = time.perf_counter() - t0
@@ -84,11 +89,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--n-fit", type=int, default=150)
     ap.add_argument("--n-test", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=12)
+    ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--max-kernels", type=int, default=1500)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/hwnas_latency_bench"))
+    ap.add_argument("--vit-max-kernels", type=int, default=700)
     ap.add_argument("--families", nargs="+", default=["sr", "vit", "reference"])
+    ap.add_argument("--clock", choices=["wall", "thread_cpu"], default="wall",
+                    help="thread_cpu: time 1-thread runs by thread CPU time (for a shared, loaded host)")
     args = ap.parse_args()
+    for t in args.threads:
+        CLOCK[t] = args.clock if t == 1 else "wall"
     args.cache.mkdir(parents=True, exist_ok=True)
     n = args.n_fit + args.n_test
     rows: list[str] = [HEADER]
@@ -98,14 +108,15 @@ def main() -> None:
         fits = {}
         if "sr" in args.families:
             fits["sr"] = run_family("SR WDSR-B 90x160", sr_models(n, random.Random(10)), args.n_fit, threads,
-                                    args.cache, kernels, args, rows)
+                                    args.cache, kernels, args, rows, args.max_kernels)
         if "vit" in args.families:
             fits["vit"] = run_family("ViT pruned tiny/small 224", vit_models(n, random.Random(20)), args.n_fit,
-                                     threads, args.cache, kernels, args, rows)
+                                     threads, args.cache, kernels, args, rows, args.vit_max_kernels)
         if "reference" in args.families and len(fits) == 2:
             cnns = cnn_models(80, random.Random(30))
             ys_cnn = cached(args.cache / f"cnn-t{threads}.json",
-                            lambda c=cnns, t=threads: measure_models(c, t, seed=t, max_repeats=args.repeats))
+                            lambda c=cnns, t=threads: measure_models(c, t, seed=t, max_repeats=args.repeats,
+                                                                    min_repeats=args.repeats - 2, clock=CLOCK[t]))
             ops_cnn = traced(cnns)
             mix_ops = fits["sr"][0][:100] + fits["vit"][0][:100] + ops_cnn
             mix_ys = fits["sr"][1][:100] + fits["vit"][1][:100] + ys_cnn
@@ -113,7 +124,7 @@ def main() -> None:
             mixed = fit_op_lists(mix_ops, mix_ys, threads=threads, kernels=kernels)
             refs = reference_models()
             ys_ref = cached(args.cache / f"reference-t{threads}.json",
-                            lambda r=refs, t=threads: measure_models(r, t, seed=t, max_repeats=30))
+                            lambda r=refs, t=threads: measure_models(r, t, seed=t, max_repeats=30, clock=CLOCK[t]))
             for z, y in zip(refs, ys_ref, strict=True):
                 p = mixed.predict(z.build(), z.input_shape)
                 line = f"  never fitted {z.name:<10} t={threads}: measured {y:8.2f} ms, predicted {p:8.2f} ms, error {100 * (p - y) / y:+6.1f}%"

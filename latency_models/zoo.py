@@ -214,14 +214,15 @@ def host_zoo(rng: random.Random, quick: bool = False) -> list[ZooModel]:
 
 
 def measure_models(models: list[ZooModel], threads: int = 1, *, seed: int = 0, progress: bool = True,
-                   **protocol: Any) -> list[float]:
+                   clock: str = "wall", **protocol: Any) -> list[float]:
     """Fastest-run ms of each model (torch-cpu, ``threads``; see
-    :func:`latency_models.opbench.lower_envelope_ms`), measured in a seeded random order so
+    :func:`latency_models.opbench.lower_envelope_ms`; ``clock="thread_cpu"``: see
+    :func:`latency_models.opbench.time_module`), measured in a seeded random order so
     drift spreads over all families; returned in the order of ``models``."""
     from tqdm.auto import tqdm
 
     from latency_models.measure import measure
-    from latency_models.opbench import lower_envelope_ms
+    from latency_models.opbench import lower_envelope_ms, time_module
 
     options = {"warmup": 2, "min_repeats": 10, "max_repeats": 20, "rel_tol": 0.01, "max_seconds": 3.0}
     options.update(protocol)
@@ -230,6 +231,10 @@ def measure_models(models: list[ZooModel], threads: int = 1, *, seed: int = 0, p
     out = [0.0] * len(models)
     for i in tqdm(order, desc=f"measuring (t={threads})", disable=not progress, leave=False):
         z = models[i]
+        if clock != "wall":
+            out[i] = time_module(z.build().eval(), z.input_shape, threads, clock=clock,
+                                 repeats=options["min_repeats"], warmup=options["warmup"])
+            continue
         out[i] = lower_envelope_ms(measure(z.build(), z.input_shape, backend="torch-cpu", threads=threads, **options).times_ms)
     return out
 

@@ -4,9 +4,10 @@ gradient-boosting regressor on log ms), summed per model, with a model-level lin
 How per-op latencies are learned (the crux): every distinct op of the fitting models is run
 alone (:mod:`latency_models.opbench`, as nn-Meter measures kernels) and becomes a training
 row; whole-model timings then fit only the small correction
-``latency = b_conv*S_conv + b_gemm*S_gemm + b_other*S_other + b_ops*n_ops + b_0``
-(``S_*`` sums of predicted op ms by category; non-negative least squares on relative error),
-which absorbs framework overhead per op and cache effects between ops.
+``latency = b_conv*S_conv + b_gemm*S_gemm + b_other*S_other + b_ops*n_ops + b_0 + b_mb*MB``
+(``S_*`` sums of predicted op ms by category, ``MB`` activation bytes read + written; non-negative
+least squares on relative error), which absorbs framework overhead per op and the cold caches
+between ops of a network (an op timed alone reuses a hot input: probed 1.23-1.44x in networks).
 
 Regressors are held as ONNX (skl2onnx) and always evaluated with onnxruntime, fitted or
 loaded alike, so a saved predictor gives the same numbers without scikit-learn.
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from latency_models.artifact import npz_arrays, npz_bytes, register_kind
+from latency_models.features import memory_bytes
 from latency_models.predictors.base import LatencyPredictor
 from latency_models.predictors.opfeatures import (
     COMPUTE_KINDS,
@@ -35,7 +37,7 @@ from spaces.ops import Op
 
 POOLED = "_pooled"
 MIN_ROWS_PER_KIND = 15
-CORRECTION_TERMS = ("S_conv_ms", "S_gemm_ms", "S_other_ms", "n_ops", "intercept")
+CORRECTION_TERMS = ("S_conv_ms", "S_gemm_ms", "S_other_ms", "n_ops", "intercept", "activation_MB")
 
 
 def arch_ops(arch: Any, input_hw: tuple[int, int] | None) -> list[Op]:
@@ -112,11 +114,14 @@ class OpwisePredictor(LatencyPredictor):
         uniq = list(index)
         ms = self.op_latency(uniq)
         category = np.array([0 if o.kind in COMPUTE_KINDS else 1 if o.kind in GEMM_KINDS else 2 for o in uniq])
-        terms = np.zeros((len(op_lists), len(CORRECTION_TERMS)))
+        mb = np.array([(lambda b: (b["in"] + b["out"]) / 1e6)(memory_bytes(o)) for o in uniq])
+        terms = np.zeros((len(op_lists), len(self.correction)))
         if slots:
             slots_a, owners_a = np.asarray(slots), np.asarray(owners)
             np.add.at(terms, (owners_a, category[slots_a]), ms[slots_a])
             np.add.at(terms, (owners_a, 3), 1.0)
+            if terms.shape[1] > 5:  # activation traffic: cold caches between ops in a network
+                np.add.at(terms, (owners_a, 5), mb[slots_a])
         terms[:, 4] = 1.0
         return terms
 
@@ -246,14 +251,15 @@ def fit_op_lists(op_lists: Sequence[Sequence[Op]], latency_ms: Sequence[float], 
     regressors, groups = fit_op_regressors(kernels, seed)
     manifest = _manifest(device, backend, threads, len(ys), len(kernels), groups, library_versions())
     lut = {op_key(o): ms for o, ms in kernels.items()}
-    predictor = OpwisePredictor(manifest, regressors, lut, np.array([1.0, 1.0, 1.0, 0.0, 0.0]))
+    predictor = OpwisePredictor(manifest, regressors, lut, np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]))
     predictor.correction = fit_correction(predictor.model_terms(op_lists), np.asarray(ys))
     manifest["predictor"]["correction"] = dict(zip(CORRECTION_TERMS, predictor.correction.tolist(), strict=True))
     return predictor
 
 
 def measure_kernels(op_lists: Sequence[Sequence[Op]], threads: int, *, max_kernels: int = 3000, seed: int = 0,
-                    progress: bool = False, known: dict[Op, float] | None = None) -> dict[Op, float]:
+                    progress: bool = False, known: dict[Op, float] | None = None,
+                    clock: str = "wall") -> dict[Op, float]:
     """Time (alone) up to ``max_kernels`` distinct canonical ops of ``op_lists`` not in ``known``."""
     from latency_models.opbench import measure_ops
 
@@ -269,7 +275,7 @@ def measure_kernels(op_lists: Sequence[Sequence[Op]], threads: int, *, max_kerne
         (first if n < 3 and op.kind not in have else rest).append(op)
         per_kind[op.kind] = n + 1
     chosen = (first + rest)[:max(0, max_kernels)]
-    known.update(measure_ops(chosen, threads, seed=seed, progress=progress))
+    known.update(measure_ops(chosen, threads, seed=seed, progress=progress, clock=clock))
     return known
 
 
