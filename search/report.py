@@ -34,6 +34,8 @@ def trial_summary(study: optuna.Study) -> dict[str, Any]:
                 "trained": t.user_attrs.get("trained"),
                 "feasible": is_feasible(t),
                 "arch": t.user_attrs.get("arch"),
+                "failure": t.user_attrs.get("failure"),  # why a FAIL trial failed (NaN, killed worker, Ctrl-C)
+                "retry_of": t.user_attrs.get("retry_of"),  # a re-run of that failed trial's parameters
             }
             for t in trials
         ],
