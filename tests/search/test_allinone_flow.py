@@ -1,0 +1,158 @@
+"""strategy=allinone: operating points from the device configs, the nested search, real timings
+at 1 and 2 threads, and the whole flow end to end (device=cpu measured, device=s21 modelled)."""
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from search.allinone import slice_module
+from search.allinone_points import OperatingPoint, PointLatency, PointSet
+from search.allinone_search import ladder, largest_under, macs_per_pixel, search_nested, template
+from search.errors import UserError
+from search.settings import DeviceProfile
+from spaces import SRSpace
+from tasks.sr.allinone import is_subnet, load_allinone
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+SPACE = SRSpace()
+
+
+def device_cfg(name: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"device={name}", "strategy=allinone"])
+    from omegaconf import OmegaConf
+
+    return DeviceProfile.from_cfg(cfg), OmegaConf.to_container(cfg.device.operating_points, resolve=True)
+
+
+def test_device_profiles_list_operating_points():
+    cpu, cpu_points = device_cfg("cpu")
+    points = PointSet.from_config(cpu_points, cpu)
+    assert points.kind == "threads" and points.measured
+    assert sorted(p.threads for p in points.points) == [1, 2]
+    s21, s21_points = device_cfg("s21")
+    levels = PointSet.from_config(s21_points, s21)
+    assert not levels.measured and levels.kind == "dvfs"
+    assert [p.freq_mhz for p in levels.points] == [840, 778, 738, 676, 608, 540, 491, 443, 379, 315]
+    assert "lahaina-v2-gpu.dtsi" in levels.source and "840 / f" in levels.latency_model
+    assert [p.name for p in PointSet.from_config(s21_points, s21, only=["f840", "f315"]).points] == ["f840", "f315"]
+    with pytest.raises(UserError, match="not operating points"):
+        PointSet.from_config(s21_points, s21, only=["f999"])
+    with pytest.raises(UserError, match="no operating_points"):
+        PointSet.from_config(None, s21)
+
+
+def test_ladder_rungs_are_nested_in_the_space_and_ordered_by_macs():
+    root = template(SPACE, 16, 64, 16)
+    rungs = ladder(root, SPACE)
+    assert len(rungs) > 50 and rungs[-1] == root
+    assert all(is_subnet(r, root) and SPACE.validate(r) for r in rungs)
+    macs = [macs_per_pixel(r) for r in rungs]
+    assert macs == sorted(macs)
+    child = ladder(rungs[len(rungs) // 2], SPACE)
+    assert all(is_subnet(r, rungs[len(rungs) // 2]) for r in child)
+
+
+@pytest.mark.parametrize("exhaustive", [True, False])
+def test_largest_under_finds_the_last_rung_within_target(exhaustive):
+    rungs = ladder(template(SPACE, 16, 64, 16, depth=6), SPACE)
+    point = OperatingPoint("p", threads=1)
+    per_mac = 1e-4  # a latency exactly proportional to MACs: the answer is known
+
+    def latency(arch, _point):
+        return per_mac * macs_per_pixel(arch)
+
+    target = latency(rungs[37], point) + 1e-9
+    choice = largest_under(rungs, point, target, latency, exhaustive)
+    assert choice.arch == rungs[37] and choice.meets_target
+    assert choice.evaluated == (len(rungs) if exhaustive else choice.evaluated) and choice.evaluated <= len(rungs)
+    if not exhaustive:
+        assert choice.evaluated <= 8
+    assert not largest_under(rungs, point, 0.0, latency, exhaustive).meets_target
+
+
+def test_modelled_dvfs_search_gives_nested_points_within_target_at_each_level():
+    s21, points = device_cfg("s21")
+    pointset = PointSet.from_config(points, s21)
+    lat = PointLatency(pointset, s21, 2, build=None)
+    target = 0.92 * 33.3
+    choices, order = search_nested(SPACE, template(SPACE, 16, 64, 16), pointset.points, target, lat,
+                                   measured_latency=None, log=lambda _: None)
+    assert [p.name for p, _ in order] == [p.name for p in pointset.points]  # fastest = highest clock
+    assert all(c.meets_target and c.latency_ms <= target for c in choices)
+    assert all(is_subnet(b.arch, a.arch) for a, b in zip(choices, choices[1:]))
+    top, low = choices[0], choices[-1]
+    assert lat.arch_ms(top.arch, low.point) == pytest.approx(lat.arch_ms(top.arch, top.point) * 840 / 315)
+
+
+def test_measured_points_time_real_sub_networks_at_1_and_2_threads():
+    device = DeviceProfile("cpu", "test", (48, 64), 60.0, "measured", 2)
+    points = (OperatingPoint("t1", threads=1), OperatingPoint("t2", threads=2))
+    lat = PointLatency(PointSet("threads", points, "here", "measured", True), device, 2, build=None,
+                       protocol={"warmup": 2, "min_repeats": 6, "max_repeats": 10})
+    top = template(SPACE, 16, 64, 16, depth=8)
+    small = ladder(top, SPACE)[0]
+    big_model, small_model = slice_module(top, top), slice_module(top, small)
+    rounds = {"big": [], "small": []}
+    for _ in range(3):  # interleaved: load drift hits both alike
+        rounds["big"].append(lat.module_ms(big_model, points[0]))
+        rounds["small"].append(lat.module_ms(small_model, points[0]))
+    big_ms, small_ms = statistics.median(rounds["big"]), statistics.median(rounds["small"])
+    assert small_ms * 2 < big_ms, (small_ms, big_ms)  # the sliced point really computes less
+    assert lat.module_ms(small_model, points[1]) > 0 and torch.get_num_threads() >= 1
+
+
+def run_search(tmp_path: Path, *overrides: str) -> tuple[dict, Path, str]:
+    proc = subprocess.run([sys.executable, "-m", "search", "task=sr", "strategy=allinone", "experiment=smoke",
+                           f"hydra.run.dir={tmp_path}", *overrides], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads((tmp_path / "result.json").read_text()), tmp_path, proc.stdout
+
+
+@pytest.mark.slow
+def test_cpu_smoke_end_to_end(tmp_path):
+    result, run_dir, _ = run_search(tmp_path, "device=cpu")
+    rows = result["operating_points"]
+    assert sorted(r["threads"] for r in rows) == [1, 2] and result["latency_measured"]
+    for r in rows:
+        assert r["measured"] and r["latency_ms"] > 0 and r["fixed_latency_ms"] > 0
+        assert 25 < r["eval"]["set5"]["psnr"] < 45 and len(r["latency_rounds_ms"]) == 3
+    switched = [r["latency_ms"] for r in rows]
+    fixed = [r["fixed_latency_ms"] for r in rows]
+    assert result["latency_spread"] == pytest.approx(max(switched) / min(switched))
+    assert result["fixed_latency_spread"] == pytest.approx(max(fixed) / min(fixed))
+    assert result["switch_ms"] < 1.0 and result["switch"]["p99_ms"] < 1.0
+    assert result["export"]["size_ratio"] <= 1.05
+    assert all(is_subnet(b_arch, a_arch) for a_arch, b_arch in zip(
+        *[[__import__("spaces").WDSRBArch.from_dict(r["arch"]) for r in rows][i:] for i in (0, 1)]))
+    model, manifest = load_allinone(run_dir / "allinone.pt")
+    assert manifest["points"] == [r["name"] for r in rows]
+    x = torch.rand(1, 3, 24, 24)
+    outs = []
+    for r in rows:
+        model.set_operating_point(r["name"])
+        with torch.inference_mode():
+            outs.append(model.eval()(x))
+    assert rows[0]["arch"] == rows[1]["arch"] or not torch.equal(outs[0], outs[1])
+    report = (run_dir / "report.md").read_text()
+    assert "measured" in report and f"{result['latency_spread']:.3f}" in report
+
+
+@pytest.mark.slow
+def test_s21_flow_runs_on_modelled_frequency_levels(tmp_path):
+    result, run_dir, stdout = run_search(tmp_path, "device=s21", "task.final.steps=5",
+                                         "strategy.points=[f840,f540,f315]")
+    assert not result["latency_measured"] and "MODELLED" in result["latency_source"]["source"]
+    rows = result["operating_points"]
+    assert [r["freq_mhz"] for r in rows] == [840, 540, 315]
+    assert all(not r["measured"] and r["meets_budget"] for r in rows)
+    assert result["fixed_latency_spread"] == pytest.approx(840 / 315)
+    assert result["latency_spread"] < result["fixed_latency_spread"]
+    report = (run_dir / "report.md").read_text()
+    assert "MODELLED, not measured" in report and "lahaina" in report
