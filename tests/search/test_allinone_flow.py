@@ -146,7 +146,7 @@ def test_cpu_smoke_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_s21_flow_runs_on_modelled_frequency_levels(tmp_path):
-    result, run_dir, stdout = run_search(tmp_path, "device=s21", "task.final.steps=5",
+    result, run_dir, stdout = run_search(tmp_path, "device=s21", "task.smoke.final.steps=5",
                                          "strategy.points=[f840,f540,f315]")
     assert not result["latency_measured"] and "MODELLED" in result["latency_source"]["source"]
     rows = result["operating_points"]
