@@ -36,7 +36,7 @@ from tasks.sr.supernet import SRSupernet  # noqa: E402
 
 PLAN_KEYS = ("warmup_steps", "width_steps", "joint_steps", "batch_size", "patch_hr", "lr", "lr_final", "arch_lr",
              "latency_lambda", "tau_start", "tau_end", "calibrate_steps", "checkpoint_every", "eval_every")
-OTHER_KEYS = ("search_channels", "threshold", "tolerance", "profile", "smoke")
+OTHER_KEYS = ("search_channels", "derive", "threshold", "tolerance", "profile", "smoke")
 
 
 def dnas_options(strategy_options: dict[str, Any]) -> dict[str, Any]:
@@ -136,16 +136,20 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
     torch.manual_seed(settings.seed)
     net = SRSupernet(space, search_channels=bool(opts.get("search_channels", True)), seed=settings.seed)
     threshold, tolerance = float(opts.get("threshold", 0.5)), float(opts.get("tolerance", 0.05))
+    mode = str(opts.get("derive", "expected"))
+    if mode not in ("expected", "threshold"):
+        raise UserError(f"strategy.derive={mode!r}: choose expected or threshold")
+    net.derive_mode = mode
     term = LatencyTerm(block_ms, fixed_ms, settings.budget_ms, supernet_ms)
 
     def trajectory_point(net: SRSupernet, state: Any, point: dict[str, Any]) -> None:
-        arch, _ = net.derive(threshold)
+        arch, _ = net.derive(threshold, mode)
         point["derived_ms"] = estimator.latency_ms(arch)
         point["derived_depth"] = arch.depth
 
     state = train_supernet(net, patches, val, plan, term, run_dir / "supernet_checkpoint.pt", trajectory_point)
     print(f"supernet: {state.step} steps done (phases {state.phases}, {state.elapsed_s:.0f} s of training)", flush=True)
-    fitted = fit_to_budget(net, estimator.latencies_ms, settings.budget_ms, tolerance, threshold)
+    fitted = fit_to_budget(net, estimator.latencies_ms, settings.budget_ms, tolerance, threshold, mode)
     if fitted.latency_ms > settings.budget_ms:
         raise UserError(f"the derived network needs {fitted.latency_ms:.2f} ms > budget_ms={settings.budget_ms:g} "
                         "even after shrinking; raise the budget")
@@ -154,12 +158,12 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
     derived_model.load_state_dict(net.subnet_state_dict(arch, list(fitted.kept)))
     val_proxy = sr.evaluate.evaluate(derived_model, val, scale)["psnr"] if val else math.nan
     print(f"derived: {arch.depth} blocks, C={arch.channels}, blocks {[[b.m1, b.m2] for b in arch.blocks]}, "
-          f"{fitted.latency_ms:.2f} ms (thresholded {fitted.thresholded_ms:.2f} ms, {fitted.moves} greedy moves); "
+          f"{fitted.latency_ms:.2f} ms (read off {fitted.thresholded_ms:.2f} ms, {fitted.moves} greedy moves); "
           f"training it with task.final ({sr_settings.final.steps} steps)", flush=True)
     supernet = {
         "steps": state.step, "phases": dict(zip(PHASES, state.phases)), "train_s": round(state.elapsed_s, 1),
         "latency_lambda": plan.latency_lambda, "differentiable_latency": lat_desc, "supernet_ms": supernet_ms,
-        "thresholded_arch": fitted.thresholded.to_dict(), "thresholded_ms": fitted.thresholded_ms,
+        "read_off_arch": fitted.thresholded.to_dict(), "read_off_ms": fitted.thresholded_ms,
         "greedy_moves": fitted.moves, "kept_blocks": list(fitted.kept), "trajectory": state.trajectory,
     }
 

@@ -4,8 +4,8 @@
 non-differentiable latency model. Over budget, it greedily takes the step (one block's M1 or M2
 one grid step down, C one choice down, or a block dropped) that gives up the least supernet
 mask probability per ms saved. When the budget binds and the result sits more than
-``tolerance`` under it, it grows back the same way (most mask probability per ms added) while it
-still fits.
+```tolerance`` under it, it grows back the same way (most mask probability per ms added, a
+dropped block coming back at the narrowest widths) while it still fits.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class Fitted:
     arch: WDSRBArch
     kept: tuple[int, ...]       # supernet block index of each block
     latency_ms: float
-    thresholded: WDSRBArch      # before fitting
+    thresholded: WDSRBArch      # read off the supernet, before fitting
     thresholded_ms: float
     moves: int
 
@@ -80,6 +80,13 @@ def _moves(cand: _Cand, space: SRSpace, scores: _Scores, grow: bool,
         if not grow and len(cand.blocks) > space.min_blocks:
             out.append((scores.keep[j], _Cand(cand.c, cand.blocks[:i] + cand.blocks[i + 1:],
                                               cand.kept[:i] + cand.kept[i + 1:])))
+    if grow and len(cand.blocks) < space.max_blocks:  # bring back the most probable dropped block, narrowest
+        dropped = [j for j in range(len(scores.keep)) if j not in cand.kept]
+        if dropped:
+            j = max(dropped, key=lambda b: scores.keep[b])
+            at = sum(1 for k in cand.kept if k < j)
+            out.append((scores.keep[j], _Cand(cand.c, cand.blocks[:at] + ((m1g[0], m2g[0]),) + cand.blocks[at:],
+                                              cand.kept[:at] + (j,) + cand.kept[at:])))
     if search_channels and cand.c in cg:
         k = cg.index(cand.c) + d
         if 0 <= k < len(cg):
@@ -88,11 +95,11 @@ def _moves(cand: _Cand, space: SRSpace, scores: _Scores, grow: bool,
 
 
 def fit_to_budget(net: SRSupernet, predict: PredictFn, budget_ms: float, tolerance: float = 0.05,
-                  threshold: float = 0.5, max_moves: int = 2000) -> Fitted:
-    """The thresholded architecture of ``net``, shrunk until ``predict`` puts it within
+                  threshold: float = 0.5, mode: str = "expected", max_moves: int = 2000) -> Fitted:
+    """The architecture read off ``net`` (:meth:`SRSupernet.derive` with ``mode``), shrunk until ``predict`` puts it within
     ``budget_ms``, then (when the budget binds) grown back towards ``(1 - tolerance) * budget_ms``."""
     space = net.space
-    arch, kept = net.derive(threshold)
+    arch, kept = net.derive(threshold, mode)
     scores = _Scores(net)
     cand = _Cand(arch.channels, tuple((b.m1, b.m2) for b in arch.blocks), tuple(kept))
     lat = predict([arch])[0]

@@ -122,6 +122,11 @@ class WidthMask(nn.Module):
         kept = [w for w, p in zip(self.widths, at_least.tolist()) if p >= threshold]
         return kept[-1] if kept else self.widths[0]
 
+    def rounded_width(self) -> int:
+        """The grid choice nearest to the expected width (ties go to the wider one)."""
+        e = float(self.expected_width().detach())
+        return min(self.widths, key=lambda w: (abs(w - e), -w))
+
     def hard_mask(self, width: int) -> torch.Tensor:
         """``(max_width,)`` 0/1 mask keeping the first ``width`` channels."""
         return (torch.arange(self.max_width, device=self.cover.device) < width).to(self.cover.dtype)
@@ -165,7 +170,7 @@ class SRSupernet(nn.Module):
     Input ``(B, 3, H, W)`` RGB in [0, 1]; output ``(B, 3, sH, sW)``, as every SR model here.
     ``search_channels=False`` fixes the trunk width C at the space's maximum (no C mask).
     Modes: ``set_search(width, depth)`` picks the sampled relaxations used in training; in eval
-    mode (``.eval()``) the forward uses the thresholded derived architecture, deterministically.
+    mode (``.eval()``) the forward runs the derived architecture (``derive_mode``), deterministically.
     """
 
     def __init__(self, space: SRSpace, search_channels: bool = True, seed: int = 0,
@@ -182,6 +187,7 @@ class SRSupernet(nn.Module):
         self.search_width = False
         self.search_depth = False
         self.tau = 1.0
+        self.derive_mode = "expected"  # what the eval-mode forward runs (see derive())
         self.generator = torch.Generator().manual_seed(seed)
 
     @staticmethod
@@ -207,7 +213,7 @@ class SRSupernet(nn.Module):
     def _masks(self) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
         n = self.space.max_blocks
         if not self.training:
-            arch, kept = self._derive(0.5)
+            arch, kept = self._derive(0.5, self.derive_mode)
             c = self.c_mask.hard_mask(arch.channels)
             m1 = [self.m1_masks[i].hard_mask(arch.blocks[kept.index(i)].m1) if i in kept
                   else self.m1_masks[i].hard_mask(self.m1_masks[i].max_width) for i in range(n)]
@@ -278,22 +284,34 @@ class SRSupernet(nn.Module):
         return total
 
     # ---- derivation -------------------------------------------------------------------
-    def _derive(self, threshold: float) -> tuple[WDSRBArch, list[int]]:
+    def _derive(self, threshold: float, mode: str = "expected") -> tuple[WDSRBArch, list[int]]:
+        if mode not in ("expected", "threshold"):
+            raise ValueError(f"derive mode must be 'expected' or 'threshold', got {mode!r}")
         probs = self.gates.probs().detach()  # untouched gates (init logit 3) keep every block
-        n = self.space.max_blocks
-        kept = [i for i in range(n) if probs[i] >= threshold]
-        if len(kept) < self.space.min_blocks:  # keep the most probable blocks up to the minimum
-            order = sorted(range(n), key=lambda i: -float(probs[i]))
-            kept = sorted(order[:self.space.min_blocks])
-        blocks = tuple(WDSRBlock(self.m1_masks[i].derived_width(threshold), self.m2_masks[i].derived_width(threshold))
-                       for i in kept)
-        return WDSRBArch(self.space.scale, self.c_mask.derived_width(threshold), blocks), kept
+        n, order = self.space.max_blocks, sorted(range(self.space.max_blocks), key=lambda i: -float(probs[i]))
+        if mode == "threshold":
+            depth = sum(1 for p in probs.tolist() if p >= threshold)
+        else:
+            depth = round(float(probs.sum()))
+        kept = sorted(order[:min(max(depth, self.space.min_blocks), n)])
 
-    def derive(self, threshold: float = 0.5) -> tuple[WDSRBArch, list[int]]:
-        """The thresholded architecture and the supernet block index of each of its blocks:
-        blocks with keep probability >= ``threshold`` (at least ``min_blocks``, the most probable),
-        each width the widest grid value with ``P(width >= w) >= threshold``."""
-        return self._derive(threshold)
+        def width(mask: WidthMask) -> int:
+            return mask.derived_width(threshold) if mode == "threshold" else mask.rounded_width()
+
+        blocks = tuple(WDSRBlock(width(self.m1_masks[i]), width(self.m2_masks[i])) for i in kept)
+        return WDSRBArch(self.space.scale, width(self.c_mask), blocks), kept
+
+    def derive(self, threshold: float = 0.5, mode: str = "expected") -> tuple[WDSRBArch, list[int]]:
+        """An architecture read off the relaxation, and the supernet block index of each block.
+
+        ``mode="expected"`` (default): the ``round(sum of keep probabilities)`` most probable blocks
+        (at least ``min_blocks``), each width the grid value nearest its expected width, so the
+        result's latency stays close to the expected latency the search optimised.
+        ``mode="threshold"``: blocks with keep probability >= ``threshold``, each width the widest
+        grid value ``w`` with ``P(width >= w) >= threshold``; far from the expected latency when
+        gates hover mid-way.
+        """
+        return self._derive(threshold, mode)
 
     def subnet_state_dict(self, arch: WDSRBArch, kept: Sequence[int]) -> dict[str, torch.Tensor]:
         """Weights for ``build_model(arch)`` sliced from the supernet; ``kept[i]`` is the supernet

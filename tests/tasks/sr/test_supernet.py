@@ -89,17 +89,26 @@ def test_derived_mode_equals_the_sliced_subnet():
     net.m1_masks[2].set_width(24)
     with torch.no_grad():
         net.gates.logits.copy_(torch.tensor([2.0, -2.0, 1.0, -1.0]))
-    arch, kept = net.derive()
+    arch, kept = net.derive(mode="threshold")
     assert kept == [0, 2]
     assert arch.to_dict() == {"family": "wdsr_b", "scale": 2, "channels": 12, "blocks": [[16, 9], [24, 12]]}
+    # expected mode: round(sum of keep probs) = round(0.88 + 0.12 + 0.73 + 0.27) = 2 blocks, the
+    # most probable; widths nearest their expectation (M2 of block 2: 0.6 * 12 + 0.4 * 9.5 = 11)
+    expected, kept_e = net.derive()
+    assert kept_e == [0, 2]
+    assert expected.to_dict()["blocks"] == [[16, 9], [24, 11]]
     SPACE.validate(arch)
-    model = sr.build_model(arch)
-    model.load_state_dict(net.subnet_state_dict(arch, kept))
+    model = sr.build_model(expected)
+    model.load_state_dict(net.subnet_state_dict(expected, kept_e))
     x = torch.rand(1, 3, 10, 14)
     net.eval()
     model.eval()
     with torch.no_grad():
         assert torch.allclose(net(x), model(x), atol=1e-5)
+        net.derive_mode = "threshold"
+        thresholded = sr.build_model(arch).eval()
+        thresholded.load_state_dict(net.subnet_state_dict(arch, kept))
+        assert torch.allclose(net(x), thresholded(x), atol=1e-5)
 
 
 def test_min_blocks_and_fixed_channels():
