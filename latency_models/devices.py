@@ -74,24 +74,26 @@ def host_predictor_path(threads: int, fingerprint: str | None = None) -> Path:
 
 
 def for_device(device: str, threads: int = 1, *, quick: bool = False, scale: int = 2,
-               progress: bool = True, seed: int = 0) -> Any:
+               progress: bool = True, seed: int = 0, clock: str = "wall") -> Any:
     """A predictor for ``device``.
 
     ``"cpu"``: this host's torch-cpu predictor at ``threads`` threads, read from the cache
     (see :func:`cache_dir`) or, on first use, collected (progress shown) and fitted, then cached.
-    ``quick=True`` collects a small training set (for tests), cached under its own name.
+    ``quick=True`` collects a small training set (for tests), cached under its own name;
+    ``clock="thread_cpu"`` (1 thread) times by thread CPU time, for busy shared hosts.
     A phone name (``"s21"``, ``"s10-dsp"``) returns the shipped published model at x``scale``.
     """
     name = canonical_device(device)
     if name in ("cpu", "torch-cpu", "host"):
         path = host_predictor_path(threads)
-        if quick:
-            path = path.with_name(path.stem + "-quick" + SUFFIX)
+        if quick or clock != "wall":
+            path = path.with_name(path.stem + ("-quick" if quick else "") + ("" if clock == "wall" else f"-{clock}")
+                                  + SUFFIX)
         if path.is_file():
             return load(path)
         from latency_models.zoo import build_host_predictor
 
-        predictor = build_host_predictor(threads=threads, quick=quick, progress=progress, seed=seed)
+        predictor = build_host_predictor(threads=threads, quick=quick, progress=progress, seed=seed, clock=clock)
         predictor.save(path)
         return predictor
     if any(d == name for d, _ in PUBLISHED):

@@ -240,7 +240,7 @@ def measure_models(models: list[ZooModel], threads: int = 1, *, seed: int = 0, p
 
 
 def fit_and_evaluate(models: list[ZooModel], latency_ms: list[float], threads: int, *, holdout: float = 0.2,
-                     seed: int = 0, progress: bool = False, max_kernels: int = 3000) -> Any:
+                     seed: int = 0, progress: bool = False, max_kernels: int = 3000, clock: str = "wall") -> Any:
     """Fit on a seeded ``1 - holdout`` share of ``models``; held-out metrics (and the FLOPs-linear
     baseline's) go into the predictor's manifest."""
     from latency_models.evaluate import FlopsLinear, compare, model_gflops
@@ -251,7 +251,7 @@ def fit_and_evaluate(models: list[ZooModel], latency_ms: list[float], threads: i
     n_test = int(round(holdout * len(models)))
     test, train = order[:n_test], order[n_test:]
     predictor = fit(((models[i].build(), models[i].input_shape, latency_ms[i]) for i in train), threads=threads,
-                    seed=seed, progress=progress, max_kernels=max_kernels)
+                    seed=seed, progress=progress, max_kernels=max_kernels, clock=clock)
     if test:
         built = [(models[i].build(), models[i].input_shape) for i in test]
         pred = [predictor.predict(m, s) for m, s in built]
@@ -261,12 +261,15 @@ def fit_and_evaluate(models: list[ZooModel], latency_ms: list[float], threads: i
     return predictor
 
 
-def build_host_predictor(threads: int = 1, quick: bool = False, progress: bool = True, seed: int = 0) -> Any:
-    """Measure :func:`host_zoo` on this CPU and fit a predictor (first use of ``for_device("cpu")``)."""
+def build_host_predictor(threads: int = 1, quick: bool = False, progress: bool = True, seed: int = 0,
+                         clock: str = "wall") -> Any:
+    """Measure :func:`host_zoo` on this CPU and fit a predictor (first use of ``for_device("cpu")``).
+
+    ``clock="thread_cpu"`` (threads=1) keeps the timings repeatable on a busy shared host."""
     models = host_zoo(random.Random(seed), quick)
     if progress:
         print(f"latency_models: no cached predictor for this host at {threads} thread(s); measuring "
               f"{len(models)} models and their kernels (one-off{', quick profile' if quick else ', ~10 min'})")
-    latency = measure_models(models, threads, seed=seed, progress=progress)
+    latency = measure_models(models, threads, seed=seed, progress=progress, clock=clock)
     return fit_and_evaluate(models, latency, threads, seed=seed, progress=progress,
-                            max_kernels=120 if quick else 2500)
+                            max_kernels=120 if quick else 2500, clock=clock)

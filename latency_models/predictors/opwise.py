@@ -217,7 +217,7 @@ def fit_correction(terms: np.ndarray, latency_ms: np.ndarray) -> np.ndarray:
 
 def fit(samples: Iterable[tuple[Any, Sequence[int], float]], *, threads: int = 1,
         kernels: dict[Op, float] | None = None, max_kernels: int = 3000, seed: int = 0, progress: bool = False,
-        device: str = "cpu", backend: str = "torch-cpu") -> OpwisePredictor:
+        device: str = "cpu", backend: str = "torch-cpu", clock: str = "wall") -> OpwisePredictor:
     """Fit on ``(module, input_shape, latency_ms)`` samples measured at ``threads`` threads.
 
     Modules are traced one at a time (the iterable may build them lazily). Distinct ops are
@@ -231,14 +231,16 @@ def fit(samples: Iterable[tuple[Any, Sequence[int], float]], *, threads: int = 1
         op_lists.append(trace_ops(module, tuple(shape)))
         ys.append(float(ms))
     return fit_op_lists(op_lists, ys, threads=threads, kernels=kernels, max_kernels=max_kernels, seed=seed,
-                        progress=progress, device=device, backend=backend)
+                        progress=progress, device=device, backend=backend, clock=clock)
 
 
 def fit_op_lists(op_lists: Sequence[Sequence[Op]], latency_ms: Sequence[float], *, threads: int = 1,
                  kernels: dict[Op, float] | None = None, max_kernels: int = 3000, seed: int = 0,
-                 progress: bool = False, device: str = "cpu", backend: str = "torch-cpu") -> OpwisePredictor:
+                 progress: bool = False, device: str = "cpu", backend: str = "torch-cpu",
+                 clock: str = "wall") -> OpwisePredictor:
     """:func:`fit` from already traced (or analytic) op lists, e.g. a dataset collected with
-    ``featurize=trace_ops``."""
+    ``featurize=trace_ops``. ``clock`` times the kernels (see :func:`latency_models.opbench.time_module`)
+    and must match how ``latency_ms`` was measured."""
     from latency_models.artifact import library_versions
 
     op_lists = [[canonical(o) for o in ops] for ops in op_lists]
@@ -246,10 +248,12 @@ def fit_op_lists(op_lists: Sequence[Sequence[Op]], latency_ms: Sequence[float], 
     if len(ys) < 5 or len(ys) != len(op_lists):
         raise ValueError(f"need at least 5 measured models (with op lists) to fit, got {len(ys)} / {len(op_lists)}")
     if kernels is None:
-        kernels = measure_kernels(op_lists, threads, max_kernels=max_kernels, seed=seed, progress=progress)
+        kernels = measure_kernels(op_lists, threads, max_kernels=max_kernels, seed=seed, progress=progress,
+                                  clock=clock)
     kernels = {canonical(o): ms for o, ms in kernels.items()}
     regressors, groups = fit_op_regressors(kernels, seed)
     manifest = _manifest(device, backend, threads, len(ys), len(kernels), groups, library_versions())
+    manifest["clock"] = clock
     lut = {op_key(o): ms for o, ms in kernels.items()}
     predictor = OpwisePredictor(manifest, regressors, lut, np.array([1.0, 1.0, 1.0, 0.0, 0.0, 0.0]))
     predictor.correction = fit_correction(predictor.model_terms(op_lists), np.asarray(ys))
