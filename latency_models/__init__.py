@@ -1,6 +1,6 @@
 """Latency toolkit: measure models on a device, trace them into ops, fit and ship predictors.
 
-Public API (light to import: numpy only until a predictor needs more)::
+Public API (sklearn/skl2onnx only needed to fit; loading needs numpy, onnxruntime, torch)::
 
     latency_models.load(path)                    # any .hwlat artefact -> predictor
     latency_models.load_published("s21", 2)      # shipped Galaxy S21 WDSR-B block model
@@ -8,7 +8,10 @@ Public API (light to import: numpy only until a predictor needs more)::
     latency_models.fit(samples)                  # (module, input_shape, latency_ms) -> predictor
 
 Every predictor has ``manifest``, ``predict_archs(archs, input_hw)``, ``predict(module,
-input_shape)`` and ``save(path)``; all latencies are milliseconds.
+input_shape)`` and ``save(path)``; all latencies are milliseconds. Predictors live in
+:mod:`latency_models.predictors` (opwise kernel-level, published phone block MLP, WDSR-B block
+lookup table, differentiable SR surrogate); op tracing in :mod:`latency_models.features`;
+CLI: ``python -m latency_models collect | fit | evaluate | export | predict``.
 """
 
 from typing import Any
