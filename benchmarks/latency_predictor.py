@@ -59,11 +59,30 @@ def traced(models):  # noqa: ANN001, ANN201
     return [trace_ops(z.build(), z.input_shape) for z in models]
 
 
+def measure_and_trace(models, threads, args):  # noqa: ANN001, ANN201
+    """Build each model once (seeded random order): time it, then trace its ops."""
+    from tqdm.auto import tqdm
+
+    from latency_models.opbench import time_module
+
+    ys, ops = [0.0] * len(models), [None] * len(models)
+    order = list(range(len(models)))
+    random.Random(threads).shuffle(order)
+    for i in tqdm(order, desc=f"measuring (t={threads})", leave=False):
+        z = models[i]
+        module = z.build().eval()
+        ys[i] = time_module(module, z.input_shape, threads, clock=CLOCK[threads], repeats=args.repeats, warmup=2)
+        ops[i] = [o.to_dict() for o in trace_ops(module, z.input_shape)]
+    return {"latency_ms": ys, "ops": ops}
+
+
 def run_family(name, models, n_fit, threads, cache, kernels, args, rows, max_kernels):  # noqa: ANN001, ANN201
-    ys = cached(cache / f"{name}-t{threads}.json",
-                lambda: measure_models(models, threads, seed=threads, max_repeats=args.repeats, min_repeats=args.repeats - 2,
-                                         clock=CLOCK[threads]))
-    ops = traced(models)
+    from spaces.ops import Op
+
+    slug = name.split()[0].lower()
+    data = cached(cache / f"{slug}-t{threads}-n{len(models)}.json", lambda: measure_and_trace(models, threads, args))
+    ys = data["latency_ms"]
+    ops = [[Op.from_dict(d) for d in m] for m in data["ops"]]
     cached_kernels(cache / f"kernels-t{threads}.json", ops[:n_fit], threads, kernels, max_kernels, threads)
     t0 = time.perf_counter()
     pred = fit_op_lists(ops[:n_fit], ys[:n_fit], threads=threads, kernels=kernels)
@@ -75,7 +94,7 @@ def run_family(name, models, n_fit, threads, cache, kernels, args, rows, max_ker
     rows.append(format_row(f"{name} t={threads} opwise (fit {fit_s:.0f}s)", metrics(y, p)))
     rows.append(format_row(f"{name} t={threads} FLOPs-linear", metrics(y, base)))
     if args.noise_floor:  # the same held-out models measured again: the best any predictor can do
-        again = cached(cache / f"{name}-t{threads}-again.json",
+        again = cached(cache / f"{slug}-t{threads}-n{len(models)}-again.json",
                        lambda: measure_models(models[n_fit:], threads, seed=threads + 100, max_repeats=args.repeats,
                                               min_repeats=args.repeats - 2, clock=CLOCK[threads]))
         rows.append(format_row(f"{name} t={threads} re-measured (floor)", metrics(y, again)))
