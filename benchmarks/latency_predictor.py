@@ -24,6 +24,7 @@ import numpy as np
 
 from latency_models.evaluate import HEADER, FlopsLinear, format_row, metrics
 from latency_models.features import trace_ops
+from latency_models.opbench import time_module
 from latency_models.predictors.opwise import fit_op_lists, measure_kernels
 from latency_models.zoo import cnn_models, measure_models, reference_models, sr_models, vit_models
 from spaces import SRSpace
@@ -55,15 +56,9 @@ def cached_kernels(path: Path, op_lists, threads, kernels, max_kernels, seed=0):
 CLOCK: dict[int, str] = {}
 
 
-def traced(models):  # noqa: ANN001, ANN201
-    return [trace_ops(z.build(), z.input_shape) for z in models]
-
-
 def measure_and_trace(models, threads, args):  # noqa: ANN001, ANN201
     """Build each model once (seeded random order): time it, then trace its ops."""
     from tqdm.auto import tqdm
-
-    from latency_models.opbench import time_module
 
     ys, ops = [0.0] * len(models), [None] * len(models)
     order = list(range(len(models)))
@@ -113,6 +108,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--n-fit", type=int, default=150)
     ap.add_argument("--n-test", type=int, default=100)
+    ap.add_argument("--vit-n-fit", type=int, default=0, help="fitting ViTs (default: --n-fit)")
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--max-kernels", type=int, default=1500)
     ap.add_argument("--cache", type=Path, default=Path("/tmp/hwnas_latency_bench"))
@@ -136,21 +132,25 @@ def main() -> None:
             fits["sr"] = run_family("SR WDSR-B 90x160", sr_models(n, random.Random(10)), args.n_fit, threads,
                                     args.cache, kernels, args, rows, args.max_kernels)
         if "vit" in args.families:
-            fits["vit"] = run_family("ViT pruned tiny/small 224", vit_models(n, random.Random(20)), args.n_fit,
+            n_vit = args.vit_n_fit or args.n_fit
+            fits["vit"] = run_family("ViT pruned tiny/small 224", vit_models(n_vit + args.n_test, random.Random(20)), n_vit,
                                      threads, args.cache, kernels, args, rows, args.vit_max_kernels)
         if "reference" in args.families and len(fits) == 2:
             cnns = cnn_models(80, random.Random(30))
-            ys_cnn = cached(args.cache / f"cnn-t{threads}.json",
-                            lambda c=cnns, t=threads: measure_models(c, t, seed=t, max_repeats=args.repeats,
-                                                                    min_repeats=args.repeats - 2, clock=CLOCK[t]))
-            ops_cnn = traced(cnns)
+            from spaces.ops import Op
+
+            data = cached(args.cache / f"cnn-t{threads}-n80.json",
+                          lambda c=cnns, t=threads: measure_and_trace(c, t, args))
+            ys_cnn = data["latency_ms"]
+            ops_cnn = [[Op.from_dict(d) for d in m] for m in data["ops"]]
             mix_ops = fits["sr"][0][:100] + fits["vit"][0][:100] + ops_cnn
             mix_ys = fits["sr"][1][:100] + fits["vit"][1][:100] + ys_cnn
             cached_kernels(args.cache / f"kernels-t{threads}.json", ops_cnn, threads, kernels, args.max_kernels)
             mixed = fit_op_lists(mix_ops, mix_ys, threads=threads, kernels=kernels)
             refs = reference_models()
             ys_ref = cached(args.cache / f"reference-t{threads}.json",
-                            lambda r=refs, t=threads: measure_models(r, t, seed=t, max_repeats=30, clock=CLOCK[t]))
+                            lambda r=refs, t=threads: [time_module(z.build().eval(), z.input_shape, t, clock=CLOCK[t],
+                                                                   repeats=20) for z in r])
             for z, y in zip(refs, ys_ref, strict=True):
                 p = mixed.predict(z.build(), z.input_shape)
                 line = f"  never fitted {z.name:<10} t={threads}: measured {y:8.2f} ms, predicted {p:8.2f} ms, error {100 * (p - y) / y:+6.1f}%"
