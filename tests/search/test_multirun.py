@@ -68,3 +68,20 @@ def test_summary_keeps_only_this_sweeps_jobs(tmp_path):
     lines = Path(md).read_text().splitlines()
     assert "| `b16` | sr | s21 | 16.0 | tpe | 4 | 1 | 3 | 2 | 12 | 14.50 | 30.25 | 35.50 |" in lines
     assert json.loads(Path(js).read_text())["jobs"][1]["eval_psnr"] == {"set5": 35.5}
+
+
+def test_slurm_launcher_config_builds_a_submitit_launcher(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=["hydra/launcher=slurm", "hydra.launcher.partition=cpu",
+                                 f"hydra.sweep.dir={tmp_path}", "search.worker=3"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher.partition, launcher.max_num_timeout, launcher.cpus_per_task) == ("cpu", 3, 8)
+    assert launcher.submitit_folder == f"{tmp_path}/.submitit/%j"
+    assert type(instantiate(launcher)).__name__ == "SlurmLauncher"  # builds; submits nothing
+    assert [c._target_ for c in cfg.hydra.callbacks.values()] == ["search.multirun.SweepSummary"]
