@@ -1,0 +1,31 @@
+"""Bad input gets one clear line naming the problem and the fix, never a traceback wall."""
+
+import subprocess
+import sys
+
+import pytest
+
+CASES = {
+    "unknown task": (["task=segmentation"], "task"),
+    "unknown device": (["device=pixel9"], "device"),
+    "budget below the smallest architecture": (["budget_ms=1"], "smallest architecture"),
+    "budget not a number": (["budget_ms=fast"], "budget_ms"),
+    "malformed override": (["search.n_trials"], "search.n_trials"),
+    "unknown key": (["search.n_trails=3"], "n_trails"),
+    "missing data folder": (["task.data.train_root=/nonexistent/images"], "/nonexistent/images"),
+    "scale with no S21 data": (["task.scale=3"], "collect"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_clear_error(name, tmp_path):
+    overrides, needle = CASES[name]
+    proc = subprocess.run(
+        [sys.executable, "-m", "search", *overrides, f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output
+    assert needle in output, output
+    assert "Traceback" not in output, output
+    assert len(output.strip().splitlines()) <= 15, output
