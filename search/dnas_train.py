@@ -36,9 +36,9 @@ PHASES = ("warmup", "width", "joint")
 class SupernetPlan:
     """Steps per phase (warm-up, width search, joint search) and the optimisation settings.
 
-    ``timeout_s``: wall-clock cap on the three phases; after ``calibrate_steps`` steps the phase
-    lengths shrink in proportion when the measured rate would overrun it (decided once, kept in
-    the checkpoint). ``tau`` anneals geometrically from ``tau_start`` to ``tau_end`` over the
+    ``timeout_s``: wall-clock cap on the three phases; after ``calibrate_steps`` steps, and again
+    at every trajectory point, what is left of the phases shrinks in proportion when the measured
+    rate would overrun it (kept in the checkpoint; phases never grow back). ``tau`` anneals geometrically from ``tau_start`` to ``tau_end`` over the
     search phases. ``eval_every``: steps between trajectory points (validation PSNR of the
     currently derived network, expected and derived latency).
     """
@@ -156,15 +156,24 @@ def _lr(plan: SupernetPlan, state: SupernetState, step: int) -> float:
     return plan.lr_final + 0.5 * (plan.lr - plan.lr_final) * (1 + math.cos(math.pi * t))
 
 
-def _calibrate(plan: SupernetPlan, state: SupernetState, seconds_per_step: float) -> None:
-    """Shrink the remaining phases in proportion so the whole plan fits ``plan.timeout_s``."""
-    affordable = int(plan.timeout_s / max(seconds_per_step, 1e-9))
-    if affordable < state.total:
-        f = max(affordable, state.step + 3) / state.total
-        state.phases = [max(1, round(n * f)) if n else 0 for n in state.phases]
-        print(f"  [supernet] {seconds_per_step:.2f} s/step: phases shrunk to {state.phases} "
-              f"(warm-up, width, joint) to fit {plan.timeout_s:.0f} s", flush=True)
+def _fit_to_time(plan: SupernetPlan, state: SupernetState, seconds_per_step: float) -> None:
+    """Shrink what is left of each phase in proportion so the plan ends by ``plan.timeout_s``
+    (of supernet training, summed over resumed runs). Called after the calibration steps and
+    again at every trajectory point, so a machine that slows down mid-run still ends on time."""
+    left_steps = state.total - state.step
+    affordable = max((plan.timeout_s - state.elapsed_s) / max(seconds_per_step, 1e-9), 3.0)
     state.calibrated = True
+    if left_steps <= 1.05 * affordable:
+        return
+    f, edge, phases = affordable / left_steps, 0, []
+    for n in state.phases:
+        done = min(max(state.step - edge, 0), n)
+        rest = n - done
+        phases.append(done + (max(1, round(rest * f)) if rest else 0))
+        edge += n
+    state.phases = phases
+    print(f"  [supernet] {seconds_per_step:.2f} s/step: phases now {state.phases} (warm-up, width, joint) "
+          f"to end within {plan.timeout_s:.0f} s", flush=True)
 
 
 def train_supernet(
@@ -210,8 +219,9 @@ def train_supernet(
             state.step += 1
             state.elapsed_s = base_elapsed + time.monotonic() - started
             done_here = state.step - start_step
-            if not state.calibrated and done_here == plan.calibrate_steps + 1:
-                _calibrate(plan, state, (time.monotonic() - started) / done_here)
+            if math.isfinite(plan.timeout_s) and (done_here == plan.calibrate_steps + 1 or (
+                    state.calibrated and state.step % plan.eval_every == 0)):
+                _fit_to_time(plan, state, (time.monotonic() - started) / done_here)
             boundary = state.phase_at(state.step) != phase or state.step == state.total
             if state.step % plan.eval_every == 0 or boundary:
                 point = {"step": state.step, "phase": phase, "tau": round(net.tau, 4), "l1": l1.item(),

@@ -1,0 +1,106 @@
+"""Search strategies at the same wall-clock budget: TPE, NSGA-II, random search and dnas.
+
+For each latency budget (Galaxy S21, published block model) and strategy this runs the real CLI,
+``python -m search task=sr device=s21 strategy=S budget_ms=B``, with ``search.timeout_s`` as the
+common wall-clock cap on the search phase (Optuna: no new trial after it; dnas: the supernet
+phases shrink to fit it), the same final training for the winner (``task.final``), no baselines,
+then prints one table: predicted latency, PSNR-Y on the held-out validation images and on Set5
+and Set14 after the final training, and wall times. The last lines check, per budget, that the
+better of TPE and dnas beats random search on Set5.
+
+    python benchmarks/strategies.py                       # 3 budgets x 4 strategies, ~1 h on 2 cores
+    python benchmarks/strategies.py --search-s 90 --final-steps 400 --budgets 33.3
+
+Timings on a shared machine are noisy; the search phase is capped by wall clock, so a loaded
+machine gives every strategy fewer steps or trials. Results go to ``--out`` (one run dir each;
+rerunning resumes/reuses finished runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STRATEGIES = ("tpe", "nsga2", "random", "dnas")
+
+
+def run_one(strategy: str, budget_ms: float, args: argparse.Namespace) -> dict:
+    run_dir = Path(args.out) / f"{strategy}-{budget_ms:g}ms"
+    result_path = run_dir / "result.json"
+    if result_path.exists() and not args.rerun:
+        return json.loads(result_path.read_text())
+    cmd = [sys.executable, "-m", "search", "task=sr", "device=s21", f"strategy={strategy}", f"budget_ms={budget_ms:g}",
+           f"search.timeout_s={args.search_s:g}", "search.n_trials=100000", f"task.final.steps={args.final_steps}",
+           "task.baselines=[]", f"seed={args.seed}", f"hydra.run.dir={run_dir}"]
+    started = time.monotonic()
+    with open(run_dir.parent / f"{run_dir.name}.log", "w") as log:
+        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        return {"error": f"exit {done.returncode}; see {run_dir.parent / (run_dir.name + '.log')}",
+                "wall_s": time.monotonic() - started}
+    return json.loads(result_path.read_text())
+
+
+def row(strategy: str, budget_ms: float, result: dict) -> dict:
+    if "error" in result:
+        return {"budget_ms": budget_ms, "strategy": strategy, "error": result["error"]}
+    best = result["best"]
+    final_s = best.get("train_s", 0.0)
+    searched = (result["supernet"]["steps"], "supernet steps") if "supernet" in result else (
+        result["trials"]["n_trained"], "trials trained")
+    return {
+        "budget_ms": budget_ms, "strategy": strategy, "latency_ms": best["latency_ms"],
+        "val_psnr": best.get("val_psnr"), "set5": best["eval"]["set5"]["psnr"], "set14": best["eval"]["set14"]["psnr"],
+        "depth": len(best["arch"]["blocks"]), "channels": best["arch"]["channels"],
+        "search_s": result["wall_s"] - final_s, "final_s": final_s, "searched": f"{searched[0]} {searched[1]}",
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--budgets", type=float, nargs="+", default=[16.0, 33.3, 66.0])
+    ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    ap.add_argument("--search-s", type=float, default=240.0, help="wall-clock cap on each search phase (s)")
+    ap.add_argument("--final-steps", type=int, default=1000, help="task.final.steps for every winner")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="runs/bench-strategies")
+    ap.add_argument("--rerun", action="store_true", help="run again even where a result.json exists")
+    args = ap.parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for budget in args.budgets:
+        for strategy in args.strategies:
+            print(f"running {strategy} at {budget:g} ms ...", flush=True)
+            rows.append(row(strategy, budget, run_one(strategy, budget, args)))
+            print(f"  {rows[-1]}", flush=True)
+    print(f"\nsearch cap {args.search_s:g} s per run, final training {args.final_steps} steps, seed {args.seed}\n")
+    print("| budget ms | strategy | latency ms | val PSNR-Y | Set5 PSNR-Y | Set14 PSNR-Y | blocks | C | searched "
+          "| search s | final s |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['budget_ms']:g} | {r['strategy']} | error: {r['error']} |")
+            continue
+        print(f"| {r['budget_ms']:g} | {r['strategy']} | {r['latency_ms']:.2f} | {r['val_psnr'] or float('nan'):.2f} | "
+              f"{r['set5']:.2f} | {r['set14']:.2f} | {r['depth']} | {r['channels']} | {r['searched']} | "
+              f"{r['search_s']:.0f} | {r['final_s']:.0f} |")
+    print()
+    ok = True
+    for budget in args.budgets:
+        got = {r["strategy"]: r for r in rows if r["budget_ms"] == budget and "error" not in r}
+        if "random" not in got or not ({"tpe", "dnas"} & set(got)):
+            continue
+        best = max((got[s] for s in ("tpe", "dnas") if s in got), key=lambda r: r["set5"])
+        beats = best["set5"] > got["random"]["set5"]
+        ok &= beats
+        print(f"{budget:g} ms: best of TPE/dnas = {best['strategy']} {best['set5']:.2f} dB vs random "
+              f"{got['random']['set5']:.2f} dB on Set5 -> {'beats' if beats else 'does NOT beat'} random")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

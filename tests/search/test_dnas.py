@@ -1,0 +1,115 @@
+"""strategy=dnas: the latency term's gradient with the real published S21 model, fitting the
+derived net to the budget, and real supernet training steps on T91 that checkpoint and resume."""
+
+import json
+
+import pytest
+import torch
+
+import latency_models
+import tasks.sr as sr
+from search.dnas import dnas_options, make_plan
+from search.dnas_derive import fit_to_budget
+from search.dnas_train import LatencyTerm, SupernetPlan, load_checkpoint, train_supernet
+from spaces import SRSpace
+from tasks.sr.supernet import SRSupernet
+
+SPACE = SRSpace()  # the default space: 16 blocks, C up to 24, M1 up to 144, M2 up to 20
+
+
+@pytest.fixture(scope="module")
+def s21():
+    return latency_models.load_published("s21", 2)
+
+
+def predict(model):
+    return lambda archs: [float(v) for v in model.predict_archs(list(archs))]
+
+
+def test_latency_term_gradient_is_nonzero_and_has_the_right_sign(s21):
+    net = SRSupernet(SPACE)
+    net.set_search(width=True, depth=True)
+    supernet_ms = predict(s21)([SPACE.largest()])[0]
+    assert net.expected_latency_ms(s21.torch_block_latency).item() < supernet_ms  # masks start below max
+    term = LatencyTerm(s21.torch_block_latency, None, 33.3, supernet_ms)
+    penalty = term.penalty(net.expected_latency_ms(s21.torch_block_latency))
+    assert 0 < penalty.item() < 1
+    penalty.backward()
+    gates = net.gates.logits.grad
+    assert torch.all(gates > 0), gates  # a more probable block costs time: the loss pushes gates down
+    for name, masks in (("C", [net.c_mask]), ("M1", net.m1_masks), ("M2", net.m2_masks)):
+        for mask in masks:
+            g = mask.logits.grad
+            assert g.abs().sum() > 0, name
+            assert g[-1] > 0 > g[0], (name, g)  # widest choice costs time, narrowest saves it
+            # moving mass towards wider choices raises the expected width, and the latency with it
+            assert float((g * (mask.width_values - mask.expected_width().detach()) * mask.probs().detach()).sum()) > 0
+    # under the target the term is zero and gives no gradient
+    net.zero_grad()
+    slack = LatencyTerm(s21.torch_block_latency, None, supernet_ms - 1.0, supernet_ms)
+    with torch.no_grad():
+        net.gates.logits.fill_(-4.0)
+    slack.penalty(net.expected_latency_ms(s21.torch_block_latency)).backward()
+    assert float(net.gates.logits.grad.abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("budget_ms", [16.0, 33.3, 66.0])
+def test_fit_to_budget_lands_within_5_percent_under_a_binding_budget(s21, budget_ms):
+    net = SRSupernet(SPACE)
+    gen = torch.Generator().manual_seed(int(budget_ms))
+    with torch.no_grad():  # a searched-looking relaxation: gates spread, widths spread
+        net.gates.logits.copy_(torch.randn(16, generator=gen) * 2 - 1)
+        for mask in net.width_masks():
+            mask.logits.copy_(torch.randn(mask.logits.shape, generator=gen))
+    fitted = fit_to_budget(net, predict(s21), budget_ms)
+    SPACE.validate(fitted.arch)
+    assert fitted.latency_ms == pytest.approx(predict(s21)([fitted.arch])[0])
+    assert 0.93 * budget_ms <= fitted.latency_ms <= budget_ms  # 1 block at max is 24.4 ms: 16 ms is coarse
+    if budget_ms > 20:
+        assert fitted.latency_ms >= 0.95 * budget_ms
+    assert len(fitted.kept) == fitted.arch.depth == len(set(fitted.kept))
+
+
+def test_supernet_trains_on_t91_checkpoints_and_resumes(s21, tmp_path):
+    space = SRSpace(max_blocks=3)
+    patches = sr.TrainPatches(scale=2, patch_hr=24, seed=0, val_images=1)
+    val = [v for v in patches.val_set()][:1]
+    supernet_ms = predict(s21)([space.largest()])[0]
+    term = LatencyTerm(s21.torch_block_latency, None, 20.0, supernet_ms)
+    plan = SupernetPlan(warmup_steps=3, width_steps=3, joint_steps=6, batch_size=2, patch_hr=24, arch_lr=0.2,
+                        checkpoint_every=4, eval_every=6, threads=1)
+    ckpt = tmp_path / "supernet.pt"
+
+    def point(net, state, p):
+        p["derived_ms"] = predict(s21)([net.derive()[0]])[0]
+
+    torch.manual_seed(0)
+    net = SRSupernet(space, seed=1)
+    gates_before = net.gates.logits.detach().clone()
+    state = train_supernet(net, patches, val, plan, term, ckpt, point)
+    assert state.step == 12 and state.phases == [3, 3, 6]
+    assert [p["step"] for p in state.trajectory] == [3, 6, 12]
+    assert all(20 < p["val_psnr"] < 45 for p in state.trajectory)
+    assert not torch.equal(net.gates.logits.detach(), gates_before)  # gates moved in the joint phase
+    assert state.trajectory[-1]["expected_ms"] < supernet_ms  # widths shrank under the latency term
+    # a longer plan continues from the checkpoint: same tensors, step count carried on
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["step"] == 12
+    again = SRSupernet(space, seed=1)
+    loaded = load_checkpoint(ckpt, again, {}, patches)
+    assert loaded.step == 12 and json.dumps(loaded.trajectory)
+    for a, b in zip(net.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
+    assert train_supernet(again, patches, val, plan, term, ckpt, point).step == 12  # done: nothing to run
+
+
+def test_options_smoke_profile_and_bad_values():
+    opts = dnas_options({"profile": "smoke", "warmup_steps": 100, "smoke": {"warmup_steps": 4}})
+    assert opts["warmup_steps"] == 4
+    assert dnas_options({"profile": "default", "warmup_steps": 100, "smoke": {"warmup_steps": 4}})["warmup_steps"] == 100
+    from search.errors import UserError
+
+    with pytest.raises(UserError, match="does not know"):
+        dnas_options({"warmup_stpes": 3})
+    with pytest.raises(UserError, match="tau"):
+        make_plan({"warmup_steps": 1, "width_steps": 1, "joint_steps": 1, "tau_start": 0.1, "tau_end": 1.0}, 60, 1)
