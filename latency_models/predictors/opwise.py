@@ -41,16 +41,16 @@ CORRECTION_TERMS = ("S_conv_ms", "S_gemm_ms", "S_other_ms", "n_ops", "intercept"
 
 
 def arch_ops(arch: Any, input_hw: tuple[int, int] | None) -> list[Op]:
-    """``arch.ops(input_hw)`` for image-size dependent archs, ``arch.ops()`` for fixed ones."""
-    if input_hw is None:
-        try:
-            return list(arch.ops())
-        except TypeError:
-            raise ValueError(f"{getattr(arch, 'family', arch)} needs input_hw (LR height, width)") from None
-    try:
+    """``arch.ops(input_hw)`` for image-size dependent archs (first parameter ``lr_hw`` /
+    ``input_hw``), ``arch.ops()`` for fixed-size ones (e.g. ``TokenPruneArch.ops(batch=1)``)."""
+    import inspect
+
+    params = list(inspect.signature(arch.ops).parameters)
+    if params and params[0] in ("lr_hw", "input_hw", "hw"):
+        if input_hw is None:
+            raise ValueError(f"{getattr(arch, 'family', arch)} needs input_hw (height, width) to list its ops")
         return list(arch.ops(tuple(input_hw)))
-    except TypeError:
-        return list(arch.ops())
+    return list(arch.ops())
 
 
 class _OnnxRegressor:

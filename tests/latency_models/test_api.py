@@ -80,3 +80,16 @@ def test_cli_export_and_errors(tmp_path, capsys):
     assert "latency dataset" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="give a predictor file or --device"):
         main(["export", "--out", str(tmp_path / "y.hwlat")])
+
+
+def test_arch_ops_dispatch_by_signature():
+    from latency_models.predictors.opwise import arch_ops
+    from spaces import SRSpace
+    from spaces.vit import TokenPruneSpace
+
+    vit = TokenPruneSpace.for_model("deit_tiny_patch16_224").arch((0.7, 0.49, 0.343))
+    assert arch_ops(vit, (224, 224)) == vit.ops() and arch_ops(vit, None) == vit.ops()
+    sr = SRSpace().smallest()
+    assert arch_ops(sr, (90, 160)) == sr.ops((90, 160))
+    with pytest.raises(ValueError, match="needs input_hw"):
+        arch_ops(sr, None)
