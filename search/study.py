@@ -15,6 +15,7 @@ import math
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-import torch
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages._heartbeat import is_heartbeat_enabled
@@ -170,7 +170,9 @@ class _Guarded:
         if retried is not None:
             trial.set_user_attr("retry_of", retried)
             trial.set_user_attr("failure", None)  # the failed original's reason is not this one's
-        torch.manual_seed(trial_seed(self.seed, trial.number))  # model init etc.: per trial
+        torch = sys.modules.get("torch")  # the task's objective imported it (weights init etc.)
+        if torch is not None:
+            torch.manual_seed(trial_seed(self.seed, trial.number))
         try:
             value = self.objective(trial)
         except (KeyboardInterrupt, SystemExit):

@@ -90,9 +90,9 @@ def test_sigkill_mid_trial_is_failed_and_rerun(storage_url, tmp_path):
         assert time.monotonic() < deadline
         for t in trials(storage_url, study):
             pid = int(t.user_attrs.get("worker", ":0").rsplit(":", 1)[1])
-            if t.state == TrialState.RUNNING and pid in pids and t.number >= 1:
+            if t.state == TrialState.RUNNING and pid in pids and t.number >= 1 and len(t.params) == 2:
                 victim = t
-                os.kill(pid, signal.SIGKILL)  # mid-trial: it sleeps 1.5 s inside the objective
+                os.kill(pid, signal.SIGKILL)  # mid-trial: sampled, sleeping 1.5 s in the objective
                 break
         time.sleep(0.2)
     outs = finish(procs)
