@@ -16,7 +16,8 @@ from search.errors import UserError
 from search.latency import make_estimator
 from search.progress import best_feasible
 from search.settings import DeviceProfile, SearchSettings
-from search.study import open_study, run_study
+from search.storage import redact
+from search.study import open_study, run_study, search_only_result
 from search.vit_task import (
     ViTObjective,
     ViTSettings,
@@ -56,6 +57,8 @@ def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSetting
     objective = ViTObjective(space, teacher, data, estimator, budget_ms, settings.near_budget, cfg.proxy,
                              two_objectives=settings.strategy == "nsga2")
     run_study(study, objective, settings, describe_trial)
+    if not settings.run_final:  # a cluster worker: search only; the command without it trains the winner
+        return search_only_result(study, settings, "vit", device.name)
     best = best_feasible(study)
     if best is None:
         raise UserError(f"no trained candidate met budget_ms={budget_ms:.2f}; raise search.n_trials or the budget")
@@ -96,7 +99,7 @@ def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSetting
                  "onnx_max_abs_diff": onnx_diff},
         "baselines": baselines,
         "trials": report.trial_summary(study),
-        "study": {"name": settings.study_name, "storage": settings.storage, "strategy": settings.strategy},
+        "study": {"name": settings.study_name, "storage": redact(settings.storage), "strategy": settings.strategy},
     }
     report.write_pareto(study, budget_ms, baselines, run_dir / "pareto.png",
                         title=f"ViT token pruning on {device.name}: validation top-1 vs latency",
