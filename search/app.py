@@ -25,6 +25,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     torch.set_num_threads(device.threads or 2)
     started = time.monotonic()
+    if settings.strategy == "dnas" and task["name"] != "sr":
+        raise UserError(f"strategy=dnas searches task=sr only; for task={task['name']} the computation-aware "
+                        "token-selector training is not built yet: use strategy=tpe, nsga2 or random")
     if task["name"] == "sr" and settings.strategy == "allinone":
         from search.allinone import run_allinone
 
