@@ -3,11 +3,12 @@ FLOPs and memory bytes per op.
 
 How: one real forward pass under a :class:`torch.utils._python_dispatch.TorchDispatchMode`
 that sees every ATen kernel with concrete shapes (the mechanism of torch's own
-``FlopCounterMode``). Unlike ``torch.fx.symbolic_trace`` + ShapeProp it needs no symbolic
-tracing, so it handles what fx cannot: timm's shape asserts, data-dependent ``topk`` token
-pruning, Python control flow. Probed on timm 1.0.31: ``fx.symbolic_trace(deit_tiny)`` fails on
-the patch-embed shape assert, and a top-k pruned ViT is data dependent; the dispatch trace
-handles both. It records what actually runs, i.e. the ops of one input (the given shape).
+``FlopCounterMode``). Compared with ``torch.fx.symbolic_trace`` + ShapeProp: fx does trace timm
+1.0.31 ``deit_tiny_patch16_224`` (timm's shape asserts are fx-wrapped), but it records module
+calls, not kernels (``F.linear`` on 3-D input, a ``reshape`` that copies, SDPA's backend choice
+are only visible at the ATen level), it cannot follow Python control flow on tensor values, and
+it needs a ShapeProp pass anyway. The dispatch trace handles all of these, including top-k
+token pruning, and records what actually runs for the given input shape.
 
 Views (``view``, ``permute``, ``slice``, ``expand`` ...) launch no kernel and are skipped.
 An ATen op with no mapping is kept as a ``copy`` of its output bytes with attr
