@@ -126,7 +126,7 @@ class AllInOneWDSRB(WDSRB):
         c, _, blocks = widths
         h = F.conv2d(x, self.head.weight[:c], self.head.bias[:c], padding=1)
         for block, (m1, m2) in zip(self.body, blocks):
-            y = F.relu(F.conv2d(h, block.expand.weight[:m1, :c], block.expand.bias[:m1]))
+            y = F.relu(F.conv2d(h, block.expand.weight[:m1, :c], block.expand.bias[:m1]), inplace=True)
             y = F.conv2d(y, block.reduce.weight[:m2, :m1], block.reduce.bias[:m2])
             h = h + F.conv2d(y, block.conv.weight[:c, :m2], block.conv.bias[:c], padding=1)
         tail = F.conv2d(h, self.tail.weight[:, :c], self.tail.bias, padding=1)
