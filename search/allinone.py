@@ -20,7 +20,7 @@ import torch
 import tasks.sr as sr
 from search.allinone_points import OperatingPoint, PointLatency, PointSet
 from search.allinone_report import write_allinone_report
-from search.allinone_search import describe_arch, macs_per_pixel, search_nested, template
+from search.allinone_search import describe_arch, search_nested, template
 from search.errors import UserError
 from search.settings import DeviceProfile, SearchSettings
 from search.sr_task import SRSettings, train_and_evaluate
@@ -254,4 +254,4 @@ def _latency_source(pointset: PointSet, lat: PointLatency) -> dict[str, Any]:
             "levels_source": pointset.source}
 
 
-__all__ = ["macs_per_pixel", "run_allinone", "time_switch"]
+__all__ = ["options_from", "run_allinone", "slice_module", "time_switch"]
