@@ -15,6 +15,7 @@ Design choices (see conf/strategy/dnas.yaml for the knobs):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -60,11 +61,18 @@ def make_plan(opts: dict[str, Any], timeout_s: float, threads: int) -> SupernetP
 
 
 def differentiable_latency(estimator: LatencyEstimator, device: DeviceProfile, space: Any,
-                           run_dir: Path) -> tuple[Any, Any, str]:
-    """``(block_ms, fixed_ms, description)``: torch callables for the supernet's expected latency."""
+                           run_dir: Path) -> tuple[Any, Any, str, Any]:
+    """``(block_ms, fixed_ms, description, check_ms)``: torch callables for the supernet's
+    expected latency, and the non-differentiable ``archs -> [ms]`` used to fit the derived net
+    (the estimator itself, or, when it measures on this host, the predictor the surrogate was
+    distilled from: fitting tries hundreds of candidates)."""
     predictor = getattr(estimator, "predictor", None)
+    check_ms = estimator.latencies_ms
     if predictor is None or not hasattr(predictor, "torch_block_latency"):
-        predictor = _surrogate(estimator, device, space, run_dir)
+        predictor, teacher = _surrogate(estimator, device, space, run_dir)
+        if estimator.measured:
+            def check_ms(archs: Any) -> list[float]:
+                return [float(v) for v in teacher.predict_archs(list(archs), tuple(device.lr_hw))]
     largest = space.largest()
     rows = torch.tensor(largest.block_vectors(), dtype=torch.float32)
     with torch.no_grad():
@@ -82,7 +90,8 @@ def differentiable_latency(estimator: LatencyEstimator, device: DeviceProfile, s
         return fixed(c) * factor  # type: ignore[misc]
 
     kind = predictor.manifest.get("kind", type(predictor).__name__)
-    return block_ms, (fixed_ms if fixed else None), f"{kind} (torch), x{factor:.3f} to the estimator's scale"
+    desc = f"{kind} (torch), x{factor:.3f} to the estimator's scale"
+    return block_ms, (fixed_ms if fixed else None), desc, check_ms
 
 
 def _fixed(predictor: Any) -> Any:
@@ -90,25 +99,26 @@ def _fixed(predictor: Any) -> Any:
     return lambda c: predictor.torch_arch_latency(c, empty, empty)
 
 
-def _surrogate(estimator: LatencyEstimator, device: DeviceProfile, space: Any, run_dir: Path) -> Any:
-    """A torch surrogate distilled from the device's fitted predictor, cached in the run dir."""
+def _surrogate(estimator: LatencyEstimator, device: DeviceProfile, space: Any, run_dir: Path) -> tuple[Any, Any]:
+    """``(surrogate, teacher)``: a torch surrogate distilled from the device's fitted predictor
+    (cached in the run dir), and that predictor."""
     import latency_models
     from latency_models.predictors.surrogate import distill
 
     path = run_dir / "latency_surrogate.hwlat"
-    if path.exists():
-        return latency_models.load(path)
-    print("dnas: distilling a differentiable latency surrogate from the device's predictor "
-          "(first use of this run directory)", flush=True)
     try:
         teacher = latency_models.for_device(device.name, threads=device.threads or 1, scale=space.scale)
     except latency_models.NoLatencyDataError as err:
         raise UserError(f"strategy=dnas needs a differentiable latency model: {err}") from None
+    if path.exists():
+        return latency_models.load(path), teacher
+    print("dnas: distilling a differentiable latency surrogate from the device's predictor "
+          "(first use of this run directory)", flush=True)
     surrogate = distill(teacher, space, tuple(device.lr_hw))
     surrogate.save(path)
     estimator.notes.append("dnas: the search used a torch surrogate distilled from the device predictor "
                            f"(fidelity {surrogate.manifest.get('teacher_fidelity')})")
-    return surrogate
+    return surrogate, teacher
 
 
 def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,
@@ -125,7 +135,7 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
     _, final_patches, val, evals = load_data(sr_settings, settings.seed)
     patches = sr.TrainPatches(sr_settings.train_root, scale, plan.patch_hr, seed=settings.seed + 3,
                               val_images=sr_settings.val_images)
-    block_ms, fixed_ms, lat_desc = differentiable_latency(estimator, device, space, run_dir)
+    block_ms, fixed_ms, lat_desc, check_ms = differentiable_latency(estimator, device, space, run_dir)
     supernet_ms = estimator.latency_ms(space.largest())
     print(f"task=sr x{scale} device={device.name} budget {settings.budget_ms:g} ms (smallest {floor_ms:.2f} ms, "
           f"supernet {supernet_ms:.1f} ms); latency: {estimator.source}")
@@ -144,12 +154,15 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
 
     def trajectory_point(net: SRSupernet, state: Any, point: dict[str, Any]) -> None:
         arch, _ = net.derive(threshold, mode)
-        point["derived_ms"] = estimator.latency_ms(arch)
+        point["derived_ms"] = check_ms([arch])[0]
         point["derived_depth"] = arch.depth
 
     state = train_supernet(net, patches, val, plan, term, run_dir / "supernet_checkpoint.pt", trajectory_point)
     print(f"supernet: {state.step} steps done (phases {state.phases}, {state.elapsed_s:.0f} s of training)", flush=True)
-    fitted = fit_to_budget(net, estimator.latencies_ms, settings.budget_ms, tolerance, threshold, mode)
+    fitted = fit_to_budget(net, check_ms, settings.budget_ms, tolerance, threshold, mode)
+    if estimator.measured:  # the result reports the host's own timing of the chosen net
+        print(f"fitted with the predictor at {fitted.latency_ms:.2f} ms; measuring it on this host", flush=True)
+        fitted = dataclasses.replace(fitted, latency_ms=estimator.latency_ms(fitted.arch))
     if fitted.latency_ms > settings.budget_ms:
         raise UserError(f"the derived network needs {fitted.latency_ms:.2f} ms > budget_ms={settings.budget_ms:g} "
                         "even after shrinking; raise the budget")

@@ -113,3 +113,25 @@ def test_options_smoke_profile_and_bad_values():
         dnas_options({"warmup_stpes": 3})
     with pytest.raises(UserError, match="tau"):
         make_plan({"warmup_steps": 1, "width_steps": 1, "joint_steps": 1, "tau_start": 0.1, "tau_end": 1.0}, 60, 1)
+
+
+def test_torch_surrogate_latency_drives_the_supernet(s21, tmp_path):
+    """A surrogate (blocks + fixed(C) term, as the CPU toolkit ships) plugs in like the published
+    model: its expected latency matches its own prediction of the full net and has gradients."""
+    from latency_models.predictors.surrogate import distill
+    from search.dnas import differentiable_latency
+    from search.latency import LatencyEstimator
+    from search.settings import DeviceProfile
+
+    surrogate = distill(s21, SPACE, (360, 640), n_archs=300, steps=150)
+    device = DeviceProfile("s21", "test", (360, 640), 33.3, "predictor", None)
+    est = LatencyEstimator("predictor", device, "surrogate", False, predict(surrogate))
+    est.predictor = surrogate
+    block_ms, fixed_ms, desc, check_ms = differentiable_latency(est, device, SPACE, tmp_path)
+    assert fixed_ms is not None and "x1.000" in desc
+    net = SRSupernet(SPACE)
+    full = net.expected_latency_ms(block_ms, fixed_ms)
+    assert full.item() == pytest.approx(check_ms([SPACE.largest()])[0], rel=1e-4)
+    net.set_search(width=True, depth=True)
+    net.expected_latency_ms(block_ms, fixed_ms).backward()
+    assert torch.all(net.gates.logits.grad > 0) and net.c_mask.logits.grad[-1] > 0
