@@ -23,12 +23,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages._heartbeat import BaseHeartbeat  # the seam RDBStorage implements (optuna 4/5)
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UserError
+
+try:  # optuna >= 4.9 names it for what it does; earlier versions call it RetryFailedTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback as _Retry
+
+    _CALLBACK_ARG = "heartbeat_stale_trial_callback"
+except ImportError:  # pragma: no cover - exercised only on optuna < 4.9
+    from optuna.storages import RetryFailedTrialCallback as _Retry
+
+    _CALLBACK_ARG = "failed_trial_callback"
 
 SQL_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql")
 JOURNAL_PREFIX = "journal://"
@@ -60,7 +69,7 @@ def retry_callback(policy: HeartbeatPolicy) -> StaleCallback:
     number kept in ``system_attrs['failed_trial']``) unless it was retried ``max_retry`` times."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
-        return RetryHeartbeatStaleTrialCallback(max_retry=policy.max_retry)
+        return _Retry(max_retry=policy.max_retry)
 
 
 def kind(url: str) -> str:
@@ -107,7 +116,7 @@ def open_storage(url: str, policy: HeartbeatPolicy) -> BaseStorage:
             warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeat_interval is "experimental"
             try:
                 return RDBStorage(template, engine_kwargs=engine_kwargs, heartbeat_interval=policy.interval_s,
-                                  grace_period=policy.grace_s, heartbeat_stale_trial_callback=callback)
+                                  grace_period=policy.grace_s, **{_CALLBACK_ARG: callback})
             except ImportError as err:
                 raise UserError(f"search.storage={redact(url)!r} needs a database driver: {err}; "
                                 "pip install 'hwnas[cluster]' (psycopg2) or pymysql") from None
@@ -153,4 +162,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         return self._policy.interval_s
 
     def get_heartbeat_stale_trial_callback(self) -> StaleCallback | None:
+        return self._callback
+
+    def get_failed_trial_callback(self) -> StaleCallback | None:  # the name before optuna 4.9
         return self._callback
