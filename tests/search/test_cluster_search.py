@@ -8,12 +8,14 @@ import subprocess
 import sys
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 N_TRIALS = 4
 WORKERS = 3
 
 
+@pytest.mark.slow
 def test_real_workers_on_postgresql_then_final_command(postgres_url, tmp_path, tiny_sr):
     study_name = f"sr-{tmp_path.name}"
     common = [o for o in tiny_sr if not o.startswith("search.n_trials=")] + [

@@ -8,11 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from search.multirun import collect, write_summary
 
 BUDGETS = (16.0, 33.3, 66.0)
 
 
+@pytest.mark.slow
 def test_budget_sweep_with_joblib_writes_reports_and_summary(tmp_path, tiny_sr):
     sweep = tmp_path / "sweep"
     tiny = [o for o in tiny_sr if not o.startswith(("task.space.max_blocks=", "search.n_trials="))]
