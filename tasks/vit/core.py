@@ -59,7 +59,7 @@ def soft_prune(
     u = u.clamp(1e-6, 1 - 1e-6)
     # Two-class Gumbel-softmax == sigmoid of the logit difference plus logistic noise.
     soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / tau)
-    keep = (soft > 0.5).to(soft.dtype) + soft - soft.detach()
+    keep = (soft > 0.5).to(soft.dtype) + (soft - soft.detach())  # exactly 0/1, soft gradient
     mask = alive * keep
     dropped = alive - mask  # 1 for tokens dropped at this stage (straight-through)
     cand = x[:, num_prefix:num_prefix + n]
