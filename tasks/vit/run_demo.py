@@ -1,6 +1,6 @@
 """End-to-end offline demo: train the digit teacher, then compare learned selectors with EViT.
 
-    python -m tasks.vit.run_demo --out /tmp/vit_demo [--epochs 15] [--selector-steps 300]
+    python -m tasks.vit.run_demo --out /tmp/vit_demo [--epochs 15] [--selector-steps 300] [--train-threads 1]
 
 Prints the teacher's held-out top-1 and training time, then top-1 of the EViT baseline and of the
 learned selectors (before and after ``train_selectors``) at the same keep rates, and the measured
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--teacher", type=Path, default=None, help="reuse a saved teacher state dict")
     parser.add_argument("--img-size", type=int, default=28)
-    parser.add_argument("--epochs", type=float, default=8.0)
+    parser.add_argument("--epochs", type=float, default=14.0)
     parser.add_argument("--keep-rates", nargs="+", type=float, default=[0.7, 0.49, 0.343])
     parser.add_argument("--selector-steps", type=int, default=300)
     parser.add_argument("--selector-lr", type=float, default=2e-3)
