@@ -1,6 +1,6 @@
 """End-to-end offline demo: train the digit teacher, then compare learned selectors with EViT.
 
-    python -m tasks.vit.run_demo --out /tmp/vit_demo [--epochs 15] [--selector-steps 300] [--train-threads 1]
+    python -m tasks.vit.run_demo --out /tmp/vit_demo [--epochs 14] [--selector-steps 300] [--train-threads 1]
 
 Prints the teacher's held-out top-1 and training time, then top-1 of the EViT baseline and of the
 learned selectors (before and after ``train_selectors``) at the same keep rates, and the measured
