@@ -47,6 +47,10 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
           f"in {redact(settings.storage)}")
 
     study = open_study(settings)
+    if not study.get_trials(deepcopy=False):
+        # A known-feasible first candidate (the cheapest member; check_budget proved it fits), so
+        # that even a tiny study ends with a trained architecture within the budget.
+        study.enqueue_trial(sr_settings.space.params_of(sr_settings.space.smallest()))
     objective = Objective(sr_settings, estimator, settings.budget_ms, settings.near_budget,
                           proxy_patches, val, two_objectives=settings.strategy == "nsga2")
     run_study(study, objective, settings, describe_trial, catch=(sr.DivergedError,))
