@@ -130,4 +130,8 @@ def task_section(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("profile", "default") == "smoke":
         merged = OmegaConf.merge(OmegaConf.create(task), OmegaConf.create(smoke))
         task = OmegaConf.to_container(merged, resolve=True)
+    for section in ("data", "model"):  # the top-level short forms (data.root=..., model.name=...)
+        given = {k: v for k, v in (_get(cfg, section) or {}).items() if v is not None}
+        if given:
+            task[section] = {**(task.get(section) or {}), **given}  # type: ignore[union-attr]
     return task  # type: ignore[return-value]

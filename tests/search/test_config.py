@@ -58,3 +58,12 @@ def test_budget_override_and_bad_budget(tmp_path):
     cfg = compose_cfg("budget_ms=-3")
     with pytest.raises(UserError, match="positive"):
         SearchSettings.from_cfg(cfg, DeviceProfile.from_cfg(cfg), tmp_path)
+
+
+def test_short_forms_reach_the_task():
+    task = task_section(compose_cfg("data.train_root=/x/train", "data.eval_roots={set14: /x/Set14}"))
+    assert task["data"]["train_root"] == "/x/train" and task["data"]["eval_roots"] == {"set14": "/x/Set14"}
+    assert task["data"]["val_images"] == 8  # the rest of task.data stays
+    vit = task_section(compose_cfg("task=vit", "model.name=deit_small_patch16_224", "data.root=/imgs"))
+    assert vit["model"]["name"] == "deit_small_patch16_224" and vit["model"]["img_size"] == 56
+    assert vit["data"]["root"] == "/imgs"
