@@ -194,6 +194,8 @@ def train_supernet(
     torch.set_num_threads(plan.threads)
     started, start_step, last_print = time.monotonic(), state.step, time.monotonic()
     base_elapsed = state.elapsed_s
+    # channels_last runs the 1x1/3x3 convs ~1.5-2x faster on CPU (oneDNN), as in tasks.sr.train
+    net.to(memory_format=torch.channels_last)
     try:
         while state.step < state.total:
             step, phase = state.step, state.phase_at(state.step)
@@ -203,6 +205,7 @@ def train_supernet(
             for group in opts["weights"].param_groups:
                 group["lr"] = _lr(plan, state, step)
             lr_img, hr_img = patches.batch(plan.batch_size)
+            lr_img = lr_img.contiguous(memory_format=torch.channels_last)
             l1 = F.l1_loss(net(lr_img), hr_img)
             if not math.isfinite(l1.item()):
                 raise FloatingPointError(f"supernet L1 became {l1.item()} at step {step + 1}; lower the lr")
@@ -243,5 +246,6 @@ def train_supernet(
                 save_checkpoint(checkpoint, net, opts, patches, state)
     finally:
         torch.set_num_threads(old_threads)
+        net.to(memory_format=torch.contiguous_format)
     return state
 
