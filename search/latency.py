@@ -43,6 +43,10 @@ class LatencyEstimator:
                 self._cache[arch.key] = float(value)
         return [self._cache[a.key] for a in archs]
 
+    def forget(self) -> None:
+        """Drop cached values, so that the next call measures (or predicts) again."""
+        self._cache.clear()
+
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "source": self.source, "measured": self.measured, "notes": self.notes}
 

@@ -139,10 +139,17 @@ def build_space(settings: ViTSettings, teacher: torch.nn.Module, in_chans: int) 
             embed_dim=teacher.embed_dim, depth=depth, num_heads=teacher.blocks[0].attn.num_heads,
             in_chans=in_chans, num_classes=teacher.num_classes, num_prefix_tokens=teacher.num_prefix_tokens,
             stage_choices=(settings.stages or default_stages(depth),),
+            stem_chans=_stem_chans(teacher),
             ratio_range=settings.keep_ratio, min_keep=settings.min_keep,
         )
     except ArchError as err:
         raise UserError(f"task (vit): {err}") from None
+
+
+def _stem_chans(teacher: torch.nn.Module) -> int:
+    """Channels of the demo ViT's 3x3 conv stem (0 for timm's plain patch embedding)."""
+    stem = getattr(teacher.patch_embed, "stem", None)
+    return int(stem[0].out_channels) if stem is not None else 0
 
 
 def pruned(teacher: torch.nn.Module, arch: Any) -> vit.TokenPrunedViT:

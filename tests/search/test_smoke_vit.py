@@ -11,7 +11,7 @@ import torch
 
 import tasks.vit as vit
 from spaces import load_arch
-from tasks.vit.demo import build_demo_teacher, load_demo_data
+from tasks.vit.demo import load_demo_data
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +41,9 @@ def test_outputs_exist_and_report(vit_run):
 def test_weights_rebuild_and_onnx_matches(vit_run):
     run_dir, _ = vit_run
     arch = load_arch(run_dir / "arch.json")
-    model = vit.patch_from_arch(build_demo_teacher(img_size=arch.img_size), arch)
+    model = vit.build_pruned(arch)
     model.load_state_dict(torch.load(run_dir / "model.pt", weights_only=True))
-    images = load_demo_data(arch.img_size, held_out=1000).test[0][:1]
+    images = load_demo_data(arch.img_size, held_out=1000).test[0][:32]
     with torch.inference_mode():
         expected = model.eval()(images).numpy()
     session = ort.InferenceSession(str(run_dir / "model.onnx"), providers=["CPUExecutionProvider"])
