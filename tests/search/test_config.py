@@ -65,5 +65,5 @@ def test_short_forms_reach_the_task():
     assert task["data"]["train_root"] == "/x/train" and task["data"]["eval_roots"] == {"set14": "/x/Set14"}
     assert task["data"]["val_images"] == 8  # the rest of task.data stays
     vit = task_section(compose_cfg("task=vit", "model.name=deit_small_patch16_224", "data.root=/imgs"))
-    assert vit["model"]["name"] == "deit_small_patch16_224" and vit["model"]["img_size"] == 56
+    assert vit["model"]["name"] == "deit_small_patch16_224" and vit["model"]["img_size"] == 28
     assert vit["data"]["root"] == "/imgs"
