@@ -57,6 +57,9 @@ def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSetting
           f"{budget_ms:.2f} ms; latency: {estimator.source}")
 
     study = open_study(settings)
+    if not study.get_trials(deepcopy=False):  # the most pruned sampleable member first: a feasible floor
+        low = space.ratio_range[0]
+        study.enqueue_trial({f"keep_ratio_{i}": low for i in range(len(space.stage_choices[0]))})
     objective = ViTObjective(space, teacher, data, estimator, budget_ms, settings.near_budget, cfg.proxy,
                              two_objectives=settings.strategy == "nsga2")
     run_study(study, objective, settings, describe_trial)
