@@ -46,8 +46,11 @@ def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSetting
     floor = space.arch((space.min_keep,) * len(space.stage_choices[0]))
     # The two references are timed alternately, three times each (least of the medians), so that a
     # burst of load elsewhere does not decide the budget or refuse a feasible one.
-    unpruned_ms, floor_ms = (min(v) for v in zip(*(estimator.latencies_ms([space.unpruned(), floor])
-                                                    for _ in range(3) if not estimator.forget())))
+    rounds = []
+    for _ in range(3):
+        estimator.forget()
+        rounds.append(estimator.latencies_ms([space.unpruned(), floor]))
+    unpruned_ms, floor_ms = (min(values) for values in zip(*rounds))
     budget_ms = settings.budget_ms if settings.budget_given else cfg.budget_fraction * unpruned_ms
     settings = _with_budget(settings, budget_ms)
     if floor_ms > budget_ms:
