@@ -31,6 +31,7 @@ from search.dnas_derive import fit_to_budget  # noqa: E402
 from search.dnas_train import PHASES, LatencyTerm, SupernetPlan, train_supernet  # noqa: E402
 from search.errors import UserError  # noqa: E402
 from search.latency import LatencyEstimator, make_estimator  # noqa: E402
+from search.report import finish_plot, mark_baselines  # noqa: E402
 from search.settings import DeviceProfile, SearchSettings  # noqa: E402
 from search.sr_task import SRSettings, check_budget, load_data  # noqa: E402
 from tasks.sr.supernet import SRSupernet  # noqa: E402
@@ -211,20 +212,6 @@ def write_trajectory_plot(trajectory: list[dict[str, Any]], best: dict[str, Any]
         ax.scatter([best["latency_ms"]], [best["val_psnr"]], marker="D", s=50, c="tab:purple", zorder=3,
                    label="derived net, final training")
     ax.axvline(budget_ms, c="tab:red", ls="--", lw=1, label=f"budget {budget_ms:g} ms")
-    for name, b in baselines.items():
-        if b.get("val_psnr") is None:
-            continue
-        if b.get("latency_ms") is not None:
-            ax.scatter([b["latency_ms"]], [b["val_psnr"]], marker="*", s=90, label=f"{name} (final)")
-        else:
-            ax.axhline(b["val_psnr"], ls=":", lw=1, c="0.3")
-            ax.text(budget_ms, b["val_psnr"], f" {name} (latency not modelled)", fontsize=7, va="bottom", color="0.3")
+    mark_baselines(ax, baselines, "val_psnr", text_x=budget_ms)
     ax.set_xscale("log")
-    ax.set_xlabel("latency (ms, log scale)")
-    ax.set_ylabel("PSNR-Y (dB) on held-out validation")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    finish_plot(fig, ax, path, title, "latency (ms, log scale)", "PSNR-Y (dB) on held-out validation")

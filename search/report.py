@@ -73,6 +73,12 @@ def write_pareto(study: optuna.Study, budget_ms: float, baselines: dict[str, Any
         ax.scatter([t.user_attrs["latency_ms"] for t in skipped], [floor] * len(skipped), marker="x",
                    s=18, c="0.6", label="over budget, not trained")
     ax.axvline(budget_ms, c="tab:red", ls="--", lw=1, label=f"budget {budget_ms:g} ms")
+    mark_baselines(ax, baselines, quality_key, text_x=ax.get_xlim()[0])
+    finish_plot(fig, ax, path, title, "latency (ms)", quality_label + " on held-out validation")
+
+
+def mark_baselines(ax: Any, baselines: dict[str, Any], quality_key: str, text_x: float) -> None:
+    """Baselines as stars where their latency is known, else as labelled horizontal lines."""
     for name, b in baselines.items():
         quality = b.get(quality_key)
         if quality is None:
@@ -81,10 +87,14 @@ def write_pareto(study: optuna.Study, budget_ms: float, baselines: dict[str, Any
             ax.scatter([b["latency_ms"]], [quality], marker="*", s=90, label=f"{name} (final)")
         else:
             ax.axhline(quality, ls=":", lw=1, c="0.3")
-            ax.text(ax.get_xlim()[0], quality, f" {name} (final; latency not modelled here)",
+            ax.text(text_x, quality, f" {name} (final; latency not modelled here)",
                     fontsize=7, va="bottom", color="0.3")
-    ax.set_xlabel("latency (ms)")
-    ax.set_ylabel(quality_label + " on held-out validation")
+
+
+def finish_plot(fig: Any, ax: Any, path: Path, title: str, xlabel: str, ylabel: str) -> None:
+    """Labels, grid and legend; save to ``path`` and close the figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
