@@ -30,7 +30,7 @@ from tasks.sr.allinone_train import train_allinone
 
 DEFAULTS: dict[str, Any] = {
     "target": 0.92, "channels": 16, "m1": 64, "m2": 16, "points": None, "n_random": 1,
-    "compare_alone": True, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
+    "compare_alone": True, "search_rounds": 3, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
     "measure": {"warmup": 3, "min_repeats": 8, "max_repeats": 20},
 }
 
@@ -71,8 +71,11 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
           f"({pointset.kind}), budget {budget_ms:g} ms, target {target_ms:.2f} ms per point; "
           f"latency {'measured on this host' if lat.measured else 'MODELLED: ' + pointset.latency_model}")
 
+    rounds = max(1, int(opts["search_rounds"]))
+
     def measured(top: WDSRBArch, arch: WDSRBArch, point: OperatingPoint) -> float:
-        return lat.module_ms(slice_module(top, arch), point)
+        module = slice_module(top, arch)  # as it will run; the median of rounds steadies a noisy host
+        return statistics.median(lat.module_ms(module, point) for _ in range(rounds))
 
     started = time.monotonic()
     choices, order = search_nested(space, root, pointset.points, target_ms, lat, measured)

@@ -42,6 +42,40 @@ def template(space: SRSpace, channels: int, m1: int, m2: int, depth: int | None 
         raise ValueError(f"strategy template C={channels}, M1={m1}, M2={m2}: {err}") from None
 
 
+def widen(arch: WDSRBArch, space: SRSpace) -> WDSRBArch | None:
+    """One size up in every width the space still allows: ``M1`` x1.25 (on the grid), ``M2`` +2,
+    the trunk ``C`` to the next width of the space; ``None`` when ``arch`` is already the widest."""
+    low1, high1, step1 = space.m1
+    high2 = space.m2[1]
+    m1 = min(high1, max(b.m1 for b in arch.blocks) + step1 * max(1, round(0.25 * max(b.m1 for b in arch.blocks) / step1)))
+    m2 = min(high2, max(b.m2 for b in arch.blocks) + 2)
+    wider = [c for c in space.channels if c > arch.channels]
+    c = min(wider) if wider else arch.channels
+    grown = template(space, c, m1, m2, depth=arch.depth)
+    return None if grown == arch else grown
+
+
+def grow_to_bind(root: WDSRBArch, space: SRSpace, point: OperatingPoint, target_ms: float, latency: LatencyFn,
+                 log: Callable[[str], None] = print) -> WDSRBArch:
+    """``root`` widened (see :func:`widen`) until it misses ``target_ms`` at the fastest ``point``.
+
+    The fastest point takes the largest network that fits, cut out of ``root``; a template that
+    already fits there would leave that point under-using its budget and every slower point
+    copying it, so the latency would follow the point's speed instead of staying level.
+    """
+    arch = root
+    while (ms := latency(arch, point)) <= target_ms:
+        bigger = widen(arch, space)
+        if bigger is None:
+            log(f"  template is the space's widest at depth {arch.depth} and still fits at {point.name} "
+                f"({ms:.2f} ms <= {target_ms:.2f} ms): that point's budget does not bind")
+            return arch
+        log(f"  template C={arch.channels} [M1, M2]={[arch.blocks[0].m1, arch.blocks[0].m2]} fits at "
+            f"{point.name} ({ms:.2f} ms): widened to C={bigger.channels} [M1, M2]={[bigger.blocks[0].m1, bigger.blocks[0].m2]}")
+        arch = bigger
+    return arch
+
+
 def ladder(parent: WDSRBArch, space: SRSpace, min_width: float = 0.3) -> list[WDSRBArch]:
     """Sub-networks of ``parent`` inside ``space``: the first ``d`` blocks (every ``d`` the space
     allows), each block's ``M1`` cut to a value of the space's grid between ``min_width`` of the
@@ -120,13 +154,17 @@ def search_nested(space: SRSpace, root: WDSRBArch, points: tuple[OperatingPoint,
     """Nested choices, fastest point first. ``measured_latency(supernet, arch, point)`` times
     ``arch`` as a slice of ``supernet`` (as it will run); modelled points use ``lat.arch_ms``."""
     exhaustive = not lat.measured
+
+    def alone(a: WDSRBArch, p: OperatingPoint) -> float:  # ``a`` as the top of its own network
+        return measured_latency(a, a, p) if lat.measured else lat.arch_ms(a, p)
+
     rungs = ladder(root, space)
     probe = rungs[len(rungs) // 8]  # a small network: cheap to time at the slow points too
-    order = order_points(points, probe, lat.arch_ms)
+    order = order_points(points, probe, alone)
     log("operating points, fastest first (probe " + f"{probe.depth} blocks): "
         + ", ".join(f"{p.name} {ms:.1f} ms" for p, ms in order))
     choices: list[PointChoice] = []
-    parent = root
+    parent = grow_to_bind(root, space, order[0][0], target_ms, alone, log)
     for point, _ in order:
         if choices and lat.measured:
             top = choices[0].arch
@@ -134,7 +172,7 @@ def search_nested(space: SRSpace, root: WDSRBArch, points: tuple[OperatingPoint,
             def fn(a: WDSRBArch, p: OperatingPoint, top: WDSRBArch = top) -> float:
                 return measured_latency(top, a, p)
         else:
-            fn = lat.arch_ms
+            fn = alone
         choice = largest_under(ladder(parent, space), point, target_ms, fn, exhaustive)
         log(f"  {point.name}: {choice.arch.depth} blocks, C={choice.arch.channels}, "
             f"[M1, M2]={[choice.arch.blocks[0].m1, choice.arch.blocks[0].m2]}, {choice.latency_ms:.2f} ms "

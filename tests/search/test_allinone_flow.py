@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 
 from search.allinone import slice_module
 from search.allinone_points import OperatingPoint, PointLatency, PointSet
-from search.allinone_search import ladder, largest_under, macs_per_pixel, search_nested, template
+from search.allinone_search import grow_to_bind, ladder, largest_under, macs_per_pixel, search_nested, template, widen
 from search.errors import UserError
 from search.settings import DeviceProfile
 from spaces import SRSpace, WDSRBArch
@@ -75,6 +75,24 @@ def test_largest_under_finds_the_last_rung_within_target(exhaustive):
     if not exhaustive:
         assert choice.evaluated <= 8
     assert not largest_under(rungs, point, 0.0, latency, exhaustive).meets_target
+
+
+def test_a_template_that_fits_the_fastest_point_is_widened_until_it_binds():
+    point = OperatingPoint("p", threads=2)
+    small = template(SPACE, 12, 32, 8, depth=4)
+
+    def latency(arch, _point):
+        return 1e-3 * macs_per_pixel(arch)
+
+    target = 2.5 * latency(small, point)
+    grown = grow_to_bind(small, SPACE, point, target, latency, log=lambda _: None)
+    assert latency(grown, point) > target and grown.depth == small.depth
+    assert is_subnet(small, grown) and SPACE.validate(grown)
+    widest = template(SPACE, max(SPACE.channels), SPACE.m1[1], SPACE.m2[1], depth=4)
+    assert widen(widest, SPACE) is None
+    notes = []
+    assert grow_to_bind(small, SPACE, point, 1e9, latency, log=notes.append) == widest
+    assert "does not bind" in notes[-1]
 
 
 def test_modelled_dvfs_search_gives_nested_points_within_target_at_each_level():
