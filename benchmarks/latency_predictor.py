@@ -26,7 +26,7 @@ from latency_models.evaluate import HEADER, FlopsLinear, format_row, metrics
 from latency_models.features import trace_ops
 from latency_models.opbench import time_module
 from latency_models.predictors.opwise import fit_op_lists, measure_kernels
-from latency_models.zoo import cnn_models, measure_models, reference_models, sr_models, vit_models
+from latency_models.zoo import cnn_models, reference_models, sr_models, vit_models
 from spaces import SRSpace
 from spaces.sampling import RandomSuggester
 
@@ -56,19 +56,39 @@ def cached_kernels(path: Path, op_lists, threads, kernels, max_kernels, seed=0):
 CLOCK: dict[int, str] = {}
 
 
-def measure_and_trace(models, threads, args):  # noqa: ANN001, ANN201
-    """Build each model once (seeded random order): time it, then trace its ops."""
+def measure_and_trace(models, threads, args, indices=None, trace=True):  # noqa: ANN001, ANN201
+    """Build each model once (seeded random order): time it, then trace its ops. With
+    ``--drift-reference`` every time is rescaled against the family's first model timed around
+    it (latency_models.drift); the reference's own spread over the collection is kept."""
     from tqdm.auto import tqdm
 
-    ys, ops = [0.0] * len(models), [None] * len(models)
-    order = list(range(len(models)))
-    random.Random(threads).shuffle(order)
+    from latency_models.drift import DriftCorrectedTimer
+
+    indices = list(range(len(models))) if indices is None else list(indices)
+    ys, ops = [0.0] * len(indices), [None] * len(indices)
+    order = list(range(len(indices)))
+    random.Random(threads + (0 if trace else 100)).shuffle(order)
+    timer = None
+    if args.drift_reference:
+        ref = models[0]
+        timer = DriftCorrectedTimer(ref.build(), ref.input_shape, threads, clock=CLOCK[threads])
+    raw = []
     for i in tqdm(order, desc=f"measuring (t={threads})", leave=False):
-        z = models[i]
+        z = models[indices[i]]
         module = z.build().eval()
-        ys[i] = time_module(module, z.input_shape, threads, clock=CLOCK[threads], repeats=args.repeats, warmup=2)
-        ops[i] = [o.to_dict() for o in trace_ops(module, z.input_shape)]
-    return {"latency_ms": ys, "ops": ops}
+        if timer is None:
+            ys[i] = time_module(module, z.input_shape, threads, clock=CLOCK[threads], repeats=args.repeats, warmup=2)
+        else:
+            raw.append(timer.time(module, z.input_shape, repeats=args.repeats, warmup=2))
+        if trace:
+            ops[i] = [o.to_dict() for o in trace_ops(module, z.input_shape)]
+    out = {"latency_ms": ys, "ops": ops}
+    if timer is not None:
+        for i, ms in zip(order, timer.corrected(raw), strict=True):
+            ys[i] = ms
+        out["raw_ms"] = [raw[order.index(i)] for i in range(len(indices))]
+        out["drift"] = timer.summary()
+    return out
 
 
 def run_family(name, models, n_fit, threads, cache, kernels, args, rows, max_kernels):  # noqa: ANN001, ANN201
@@ -76,6 +96,9 @@ def run_family(name, models, n_fit, threads, cache, kernels, args, rows, max_ker
 
     slug = name.split()[0].lower()
     data = cached(cache / f"{slug}-t{threads}-n{len(models)}.json", lambda: measure_and_trace(models, threads, args))
+    if "drift" in data:
+        print(f"{name} t={threads}: reference spread over the collection {data['drift']['reference_spread']:.3f}x "
+              "(drift-corrected)", flush=True)
     ys = data["latency_ms"]
     ops = [[Op.from_dict(d) for d in m] for m in data["ops"]]
     cached_kernels(cache / f"kernels-t{threads}.json", ops[:n_fit], threads, kernels, max_kernels, threads)
@@ -90,8 +113,8 @@ def run_family(name, models, n_fit, threads, cache, kernels, args, rows, max_ker
     rows.append(format_row(f"{name} t={threads} FLOPs-linear", metrics(y, base)))
     if args.noise_floor:  # the same held-out models measured again: the best any predictor can do
         again = cached(cache / f"{slug}-t{threads}-n{len(models)}-again.json",
-                       lambda: measure_models(models[n_fit:], threads, seed=threads + 100, max_repeats=args.repeats,
-                                              min_repeats=args.repeats - 2, clock=CLOCK[threads]))
+                       lambda: measure_and_trace(models, threads, args, range(n_fit, len(models)), trace=False))
+        again = again["latency_ms"]
         rows.append(format_row(f"{name} t={threads} re-measured (floor)", metrics(y, again)))
     print("\n".join(rows[-3 if args.noise_floor else -2:]), flush=True)
     return ops[:n_fit], ys[:n_fit]
@@ -115,6 +138,8 @@ def main() -> None:
     ap.add_argument("--vit-max-kernels", type=int, default=700)
     ap.add_argument("--noise-floor", action="store_true",
                     help="re-measure the held-out models and report measured-vs-re-measured agreement")
+    ap.add_argument("--drift-reference", action="store_true",
+                    help="time a reference net around every model and rescale (latency_models.drift)")
     ap.add_argument("--families", nargs="+", default=["sr", "vit", "reference"])
     ap.add_argument("--clock", choices=["wall", "thread_cpu"], default="wall",
                     help="thread_cpu: time 1-thread runs by thread CPU time (for a shared, loaded host)")
