@@ -25,9 +25,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     torch.set_num_threads(device.threads or 2)
     started = time.monotonic()
-    if settings.strategy == "dnas" and task["name"] != "sr":
-        raise UserError(f"strategy=dnas searches task=sr only; for task={task['name']} the computation-aware "
-                        "token-selector training is not built yet: use strategy=tpe, nsga2 or random")
+    if settings.strategy == "allinone" and task["name"] != "sr":
+        raise UserError(f"strategy=allinone is built for task=sr only, not task={task['name']}; "
+                        "use strategy=tpe, nsga2, random or dnas")
     if task["name"] == "sr" and settings.strategy == "allinone":
         from search.allinone import run_allinone
 
@@ -38,6 +38,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         from search.sr_run import run_sr
 
         result = run_sr(task, device, settings, latency_cfg)
+    elif task["name"] == "vit" and settings.strategy == "dnas":
+        from search.vit_dnas import run_vit_dnas
+
+        result = run_vit_dnas(task, device, settings, latency_cfg)
     elif task["name"] == "vit":
         from search.vit_run import run_vit
 

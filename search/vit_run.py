@@ -4,6 +4,7 @@ baseline at the same keep rates, export and reports."""
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,26 @@ from search.vit_task import (
 from spaces import arch_from_dict, save_arch
 
 
-def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,
-            latency_cfg: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class ViTSetup:
+    """What every ViT strategy shares: settings, data, teacher, space, estimator and budget."""
+
+    cfg: ViTSettings
+    settings: SearchSettings
+    device: DeviceProfile
+    data: Any
+    teacher: torch.nn.Module
+    teacher_info: dict[str, Any]
+    space: Any
+    shape: tuple[int, ...]
+    estimator: Any
+    budget_ms: float
+    unpruned_ms: float
+
+
+def prepare_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,
+                latency_cfg: dict[str, Any]) -> ViTSetup:
+    """Data, teacher (trained once and cached), space, latency estimator and the budget."""
     cfg = ViTSettings.from_task(task, settings.seed)
     data = load_vit_data(cfg, settings.seed)
     teacher, teacher_info = load_teacher(cfg, data, settings.seed)
@@ -52,19 +71,26 @@ def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSetting
         rounds.append(estimator.latencies_ms([space.unpruned(), floor]))
     unpruned_ms, floor_ms = (min(values) for values in zip(*rounds))
     budget_ms = settings.budget_ms if settings.budget_given else cfg.budget_fraction * unpruned_ms
-    settings = _with_budget(settings, budget_ms)
     if floor_ms > budget_ms:
         raise UserError(f"budget_ms={budget_ms:.2f} is below the most pruned model "
                         f"({floor_ms:.2f} ms at keep rate {space.min_keep}); raise it")
     print(f"task=vit {cfg.model_name} device={device.name}: unpruned {unpruned_ms:.2f} ms, budget "
           f"{budget_ms:.2f} ms; latency: {estimator.source}")
+    return ViTSetup(cfg, _with_budget(settings, budget_ms), device, data, teacher, teacher_info, space, shape,
+                    estimator, budget_ms, unpruned_ms)
 
+
+def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,
+            latency_cfg: dict[str, Any]) -> dict[str, Any]:
+    """Optuna over keep rates (TPE, NSGA-II or random), then :func:`finish_vit` on the best."""
+    setup = prepare_vit(task, device, settings, latency_cfg)
+    settings, space, budget_ms = setup.settings, setup.space, setup.budget_ms
     study = open_study(settings)
     if not study.get_trials(deepcopy=False):  # the most pruned sampleable member first: a feasible floor
         low = space.ratio_range[0]
         study.enqueue_trial({f"keep_ratio_{i}": low for i in range(len(space.stage_choices[0]))})
-    objective = ViTObjective(space, teacher, data, estimator, budget_ms, settings.near_budget, cfg.proxy,
-                             two_objectives=settings.strategy == "nsga2")
+    objective = ViTObjective(space, setup.teacher, setup.data, setup.estimator, budget_ms, settings.near_budget,
+                             setup.cfg.proxy, two_objectives=settings.strategy == "nsga2")
     run_study(study, objective, settings, describe_trial)
     if not settings.run_final:  # a cluster worker: search only; the command without it trains the winner
         return search_only_result(study, settings, "vit", device.name)
@@ -73,48 +99,76 @@ def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSetting
         raise UserError(f"no trained candidate met budget_ms={budget_ms:.2f}; raise search.n_trials or the budget")
     arch = arch_from_dict(best.user_attrs["arch"])
     print(f"best: trial #{best.number}, keep rates {arch.keep_rates}; fine-tuning with task.final "
-          f"({cfg.final.steps} steps)", flush=True)
+          f"({setup.cfg.final.steps} steps)", flush=True)
+    result = finish_vit(setup, arch, best.user_attrs["latency_ms"], f"trial #{best.number}", study)
+    result["best"]["trial"] = best.number
+    return result
 
+
+def finish_vit(setup: ViTSetup, arch: Any, latency_ms: float, chosen_by: str,
+               study: Any = None, search: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fine-tune ``arch``'s selectors and backbone (task.final, distilled from the teacher), measure
+    it against EViT at the same keep rates and the teacher, export, write the report and the plot."""
+    cfg, device, data, teacher, settings = setup.cfg, setup.device, setup.data, setup.teacher, setup.settings
+    budget_ms, shape = setup.budget_ms, setup.shape
     student = pruned(teacher, arch)
     log = vit.train_selectors(student, copy.deepcopy(teacher), data.train, cfg.final)
     evit = vit.evit_baseline(copy.deepcopy(teacher), arch.keep_rates, arch.stages).eval()
-    measured = {name: _measure(model, shape, device) for name, model in
-                (("searched", student), ("evit", evit), ("unpruned", teacher))}
+    measured = _measure_all({"searched": student, "evit": evit, "unpruned": teacher}, shape, device)
     top1 = {name: 100.0 * vit.evaluate_top1(model, data.test) for name, model in
             (("searched", student), ("evit", evit), ("unpruned", teacher))}
     val = {name: 100.0 * vit.evaluate_top1(model, data.val) for name, model in
-           (("evit", evit), ("unpruned", teacher))}
+           (("searched", student), ("evit", evit), ("unpruned", teacher))}
 
     run_dir = settings.run_dir
     torch.save(student.state_dict(), run_dir / "model.pt")
-    save_arch(arch, run_dir / "arch.json", latency_ms=best.user_attrs["latency_ms"])
+    save_arch(arch, run_dir / "arch.json", latency_ms=latency_ms)
     onnx_diff = _export(student, run_dir / "model.onnx", shape, data)
     baselines = {
         "evit": {"latency_ms": measured["evit"], "test_top1": top1["evit"], "val_top1": val["evit"],
                  "keep_rates": list(arch.keep_rates), "training": "none (EViT-style, class-token attention)"},
         "unpruned": {"latency_ms": measured["unpruned"], "test_top1": top1["unpruned"],
-                     "val_top1": val["unpruned"], "teacher": teacher_info},
+                     "val_top1": val["unpruned"], "teacher": setup.teacher_info},
     }
     result = {
         "task": "vit",
         "device": {"name": device.name, "description": device.description, "threads": device.threads},
         "budget_ms": budget_ms,
         "budget_rule": "given" if settings.budget_given else f"{cfg.budget_fraction:g} x unpruned latency",
-        "best": {"arch": arch.to_dict(), "arch_key": arch.key, "trial": best.number,
-                 "latency_ms": best.user_attrs["latency_ms"], "measured_latency_ms": measured["searched"],
-                 "latency_source": estimator.describe(), "test_top1": top1["searched"],
-                 "top1_drop_vs_teacher": top1["unpruned"] - top1["searched"],
+        "best": {"arch": arch.to_dict(), "arch_key": arch.key, "chosen_by": chosen_by,
+                 "latency_ms": latency_ms, "measured_latency_ms": measured["searched"],
+                 "latency_source": setup.estimator.describe(), "test_top1": top1["searched"],
+                 "val_top1": val["searched"], "top1_drop_vs_teacher": top1["unpruned"] - top1["searched"],
                  "finetune": {"steps": log.steps, "seconds": round(log.seconds, 1)},
                  "onnx_max_abs_diff": onnx_diff},
         "baselines": baselines,
-        "trials": report.trial_summary(study),
         "study": {"name": settings.study_name, "storage": redact(settings.storage), "strategy": settings.strategy},
     }
-    report.write_pareto(study, budget_ms, baselines, run_dir / "pareto.png",
-                        title=f"ViT token pruning on {device.name}: validation top-1 vs latency",
-                        quality_key="val_top1", quality_label="top-1 (%)")
+    title = f"ViT token pruning on {device.name}: validation top-1 vs latency"
+    if study is not None:
+        result["trials"] = report.trial_summary(study)
+        report.write_pareto(study, budget_ms, baselines, run_dir / "pareto.png", title=title,
+                            quality_key="val_top1", quality_label="top-1 (%)")
+    else:
+        result["search"] = search or {}
+        _plot_final(result, run_dir / "pareto.png", title)
     _write_report(result, run_dir / "report.md")
     return result
+
+
+def _plot_final(result: dict[str, Any], path: Path, title: str) -> None:
+    """No population to draw (dnas): the chosen model against the baselines and the budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = result["best"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter([best["measured_latency_ms"]], [best["val_top1"]], c="tab:red", s=60, label="searched (fine-tuned)")
+    ax.axvline(result["budget_ms"], ls="--", c="tab:red", lw=1, label=f"budget {result['budget_ms']:.1f} ms")
+    report.mark_baselines(ax, result["baselines"], "val_top1", best["measured_latency_ms"])
+    report.finish_plot(fig, ax, path, title, "measured latency (ms)", "top-1 (%)")
 
 
 def _with_budget(settings: SearchSettings, budget_ms: float) -> SearchSettings:
@@ -123,10 +177,19 @@ def _with_budget(settings: SearchSettings, budget_ms: float) -> SearchSettings:
     return replace(settings, budget_ms=budget_ms)
 
 
-def _measure(model: torch.nn.Module, shape: tuple[int, ...], device: DeviceProfile) -> float:
+def _measure_all(models: dict[str, torch.nn.Module], shape: tuple[int, ...], device: DeviceProfile,
+                 rounds: int = 3) -> dict[str, float]:
+    """Measured ms of each model: ``rounds`` rounds, the models alternating (order reversed every
+    round), the least of each model's round medians: the statistic the budget's reference uses."""
     import latency_models
 
-    return latency_models.measure(model.eval(), shape, backend="torch-cpu", threads=device.threads or 1).median_ms
+    names = list(models)
+    seen: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            seen[name].append(latency_models.measure(models[name].eval(), shape, backend="torch-cpu",
+                                                     threads=device.threads or 1).median_ms)
+    return {n: min(v) for n, v in seen.items()}
 
 
 def _export(model: torch.nn.Module, path: Path, shape: tuple[int, ...], data: Any) -> float:
@@ -139,6 +202,13 @@ def _export(model: torch.nn.Module, path: Path, shape: tuple[int, ...], data: An
     if diff > 1e-3:
         raise UserError(f"ONNX export of the pruned ViT differs from PyTorch by {diff:.2e}")
     return diff
+
+
+def _search_line(result: dict[str, Any]) -> str:
+    if "trials" in result:
+        t = result["trials"]
+        return f"Trials: {t['n_total']} in total, {t['n_trained']} trained, {t['n_feasible']} within budget. See pareto.png."
+    return f"No trials ({result['study']['strategy']}): {result['search'].get('summary', '')} See pareto.png."
 
 
 def _write_report(result: dict[str, Any], path: Path) -> None:
@@ -159,15 +229,14 @@ def _write_report(result: dict[str, Any], path: Path) -> None:
         f"Budget: {result['budget_ms']:.2f} ms ({result['budget_rule']}); "
         f"latency source: {best['latency_source']['source']}.",
         f"Searched keep rates {best['arch']['keep_rates']} at stages {best['arch']['stages']} "
-        f"(trial #{best['trial']}, {result['study']['strategy']}).",
+        f"({best['chosen_by']}, {result['study']['strategy']}).",
         f"Measured after fine-tuning: {best['measured_latency_ms']:.2f} ms, "
         f"{'within' if meets else 'OVER'} the budget; top-1 drop vs teacher "
         f"{best['top1_drop_vs_teacher']:.2f} points.",
         "",
         *rows,
         "",
-        f"Trials: {result['trials']['n_total']} in total, {result['trials']['n_trained']} trained, "
-        f"{result['trials']['n_feasible']} within budget. See pareto.png.",
+        _search_line(result),
         "",
     ]
     path.write_text("\n".join(lines))

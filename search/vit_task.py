@@ -21,7 +21,7 @@ from search.latency import LatencyEstimator
 from search.study import LATENCY_CONSTRAINT
 from spaces import ArchError
 from spaces.vit import TokenPruneSpace, default_stages
-from tasks.vit.demo import TeacherRecipe, build_demo_teacher, load_demo_data, train_teacher
+from tasks.vit.demo import DEMO_STAGES, TeacherRecipe, build_demo_teacher, load_demo_data, train_teacher
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def build_space(settings: ViTSettings, teacher: torch.nn.Module, in_chans: int) 
             img_size=teacher.patch_embed.img_size[0], patch_size=teacher.patch_embed.patch_size[0],
             embed_dim=teacher.embed_dim, depth=depth, num_heads=teacher.blocks[0].attn.num_heads,
             in_chans=in_chans, num_classes=teacher.num_classes, num_prefix_tokens=teacher.num_prefix_tokens,
-            stage_choices=(settings.stages or default_stages(depth),),
+            stage_choices=(settings.stages or (DEMO_STAGES if settings.model_name == "demo" else default_stages(depth)),),
             stem_chans=_stem_chans(teacher),
             ratio_range=settings.keep_ratio, min_keep=settings.min_keep,
         )

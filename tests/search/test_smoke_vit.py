@@ -49,3 +49,24 @@ def test_weights_rebuild_and_onnx_matches(vit_run):
     session = ort.InferenceSession(str(run_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
     assert np.abs(got - expected).max() < 1e-4
+
+
+def test_dnas_trains_toward_the_budget_implied_keep_rates(tmp_path):
+    """strategy=dnas: keep-ratio targets from the budget (bisection over rho), one computation-aware
+    training, the same outputs as the Optuna path."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "search", "task=vit", "device=cpu", "strategy=dnas", "experiment=smoke",
+         f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("result.json", "arch.json", "model.pt", "model.onnx", "pareto.png", "report.md"):
+        assert (tmp_path / name).is_file(), name
+    result = json.loads((tmp_path / "result.json").read_text())
+    best, probes = result["best"], result["search"]["probes"]
+    assert best["chosen_by"] == "budget-implied keep-ratio targets" and "trials" not in result
+    assert best["latency_ms"] <= result["budget_ms"] and probes
+    rates = best["arch"]["keep_rates"]
+    assert all(b <= a for a, b in zip(rates, rates[1:])) and rates[0] < 1.0
+    fitting = [p["keep_rates"] for p in probes if p["latency_ms"] <= result["budget_ms"]]
+    assert rates == max(fitting, key=sum)  # the least pruned schedule that fit
+    assert load_arch(tmp_path / "arch.json").keep_rates == tuple(rates)
