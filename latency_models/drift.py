@@ -1,12 +1,16 @@
 """Drift correction against a reference network timed around every measured model.
 
-On a shared host the speed of the machine itself wanders by 5-20 % over minutes (probed here on
-an idle 2-core VM: the fastest of 10 runs of the same WDSR-B net moved up to 1.4x between rounds
-a minute apart, while its ratio to a reference timed right around it moved under 1.12x). So each
-model is timed between two runs of one fixed reference, and its time is rescaled by
-``nominal / local``: ``local`` the faster of the two reference times around it, ``nominal`` the
-median of every reference time in the collection. The result reads in ms of a machine running at
-its typical speed through the whole collection.
+On a shared host the speed of the machine itself wanders. Each model is timed between two runs
+of one fixed reference, and its time is rescaled by ``nominal / local``: ``local`` the faster of
+the two reference times around it, ``nominal`` the median of every reference time in the
+collection. The result reads in ms of a machine running at its typical speed throughout.
+
+It helps against slow drift (minutes) and not against noise faster than one measurement. Probed
+on this project's 2-core VM: with slow drift, 12 WDSR-B nets timed in 4 rounds a minute apart
+moved up to 1.4x raw and under 1.12x corrected; in a noisier hour (the reference itself ranged
+28-64 ms within one collection) re-timed held-out nets agreed within +-10 % 46 % of the time raw
+and 38 % corrected (``benchmarks/latency_predictor.py --families sr --noise-floor
+--drift-reference``). Check the reference spread (:meth:`summary`) before trusting either.
 
     timer = DriftCorrectedTimer(reference_module, (1, 3, 90, 160), threads=1)
     raw = [timer.time(m, shape) for m, shape in models]
