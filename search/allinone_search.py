@@ -1,6 +1,6 @@
 """Search for nested sub-networks, one per operating point, each under the same latency budget.
 
-The points are ordered fastest first (by a probe network's latency at each point). The fastest
+The points are ordered fastest first (by the template's latency at each point). The fastest
 point gets the largest network of a *ladder* cut out of the template (uniform WDSR-B blocks at
 the space's maximum depth) whose latency there is at most ``target_ms``; each slower point gets
 the largest rung of the ladder cut out of the previous point's network (fewer blocks, narrower
@@ -158,10 +158,11 @@ def search_nested(space: SRSpace, root: WDSRBArch, points: tuple[OperatingPoint,
     def alone(a: WDSRBArch, p: OperatingPoint) -> float:  # ``a`` as the top of its own network
         return measured_latency(a, a, p) if lat.measured else lat.arch_ms(a, p)
 
-    rungs = ladder(root, space)
-    probe = rungs[len(rungs) // 8]  # a small network: cheap to time at the slow points too
-    order = order_points(points, probe, alone)
-    log("operating points, fastest first (probe " + f"{probe.depth} blocks): "
+    # Ordered by the template itself: the networks chosen are a good part of its size, and which
+    # point is faster depends on size (on a 2-core host a 1-block net ran slower at 2 threads than
+    # at 1, an 11-block one 1.5x faster).
+    order = order_points(points, root, alone)
+    log(f"operating points, fastest first (template, {root.depth} blocks): "
         + ", ".join(f"{p.name} {ms:.1f} ms" for p, ms in order))
     choices: list[PointChoice] = []
     parent = grow_to_bind(root, space, order[0][0], target_ms, alone, log)

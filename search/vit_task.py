@@ -21,7 +21,14 @@ from search.latency import LatencyEstimator
 from search.study import LATENCY_CONSTRAINT
 from spaces import ArchError
 from spaces.vit import TokenPruneSpace, default_stages
-from tasks.vit.demo import DEMO_STAGES, TeacherRecipe, build_demo_teacher, load_demo_data, train_teacher
+from tasks.vit.demo import (
+    DEMO_STAGES,
+    DemoData,
+    TeacherRecipe,
+    build_demo_teacher,
+    load_demo_data,
+    train_teacher,
+)
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,8 @@ def load_teacher(settings: ViTSettings, data: ViTData, seed: int) -> tuple[torch
         except vit.TokenPruneError as err:
             raise UserError(str(err)) from None
         return model.eval(), {"source": f"{settings.model_name} from {settings.checkpoint or 'random init'}"}
-    spec = {"img_size": settings.img_size, "seed": seed, "recipe": asdict(settings.teacher), "v": 1}
+    spec = {"img_size": settings.img_size, "seed": seed, "recipe": asdict(settings.teacher),
+            "val_images": settings.val_images, "v": 2}
     key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
     path = cache_dir() / "vit" / f"demo_teacher_{key}.pt"
     model = build_demo_teacher(img_size=settings.img_size, seed=seed)
@@ -120,7 +128,9 @@ def load_teacher(settings: ViTSettings, data: ViTData, seed: int) -> tuple[torch
         return model.eval(), info
     print(f"training the demo teacher ({settings.teacher.epochs:g} epochs on {len(data.train[1])} digits)...",
           flush=True)
-    log = train_teacher(model, load_demo_data(settings.img_size, held_out=1000, seed=seed), settings.teacher)
+    # The training split only: the validation images score the candidates and must stay unseen.
+    demo = DemoData(*data.train, *data.test)
+    log = train_teacher(model, demo, settings.teacher)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     info = {"source": f"demo teacher trained here, cached at {path}", "test_top1": log.test_top1,
