@@ -23,4 +23,4 @@ def test_times_are_rescaled_by_the_reference_around_them():
 
 def test_nominal_needs_a_timed_model():
     with pytest.raises(ValueError, match="no reference time"):
-        DriftCorrectedTimer(nn.Identity(), (1, 4), threads=1).nominal_ms
+        _ = DriftCorrectedTimer(nn.Identity(), (1, 4), threads=1).nominal_ms

@@ -13,7 +13,15 @@ from hydra import compose, initialize_config_dir
 
 from search.allinone import slice_module
 from search.allinone_points import OperatingPoint, PointLatency, PointSet
-from search.allinone_search import grow_to_bind, ladder, largest_under, macs_per_pixel, search_nested, template, widen
+from search.allinone_search import (
+    grow_to_bind,
+    ladder,
+    largest_under,
+    macs_per_pixel,
+    search_nested,
+    template,
+    widen,
+)
 from search.errors import UserError
 from search.settings import DeviceProfile
 from spaces import SRSpace, WDSRBArch
@@ -73,8 +81,21 @@ def test_largest_under_finds_the_last_rung_within_target(exhaustive):
     assert choice.arch == rungs[37] and choice.meets_target
     assert choice.evaluated == (len(rungs) if exhaustive else choice.evaluated) and choice.evaluated <= len(rungs)
     if not exhaustive:
-        assert choice.evaluated <= 8
+        assert choice.evaluated <= 8 + 8  # bisection + upward probes
     assert not largest_under(rungs, point, 0.0, latency, exhaustive).meets_target
+
+
+def test_measured_search_finds_a_bigger_rung_where_latency_is_not_monotone():
+    rungs = ladder(template(SPACE, 16, 64, 16, depth=6), SPACE)
+    point = OperatingPoint("p", threads=2)
+    slow = set(range(len(rungs) // 3, 2 * len(rungs) // 3))  # a slow kernel path in the middle sizes
+
+    def latency(arch, _point):
+        i = rungs.index(arch)
+        return (10.0 if i in slow else 1.0) * i / len(rungs)
+
+    choice = largest_under(rungs, point, 0.95, latency, exhaustive=False)
+    assert rungs.index(choice.arch) > max(slow) and choice.meets_target
 
 
 def test_a_template_that_fits_the_fastest_point_is_widened_until_it_binds():
