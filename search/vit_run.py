@@ -15,7 +15,7 @@ import tasks.vit as vit
 from search import report
 from search.errors import UserError
 from search.latency import make_estimator
-from search.progress import best_feasible
+from search.progress import is_feasible
 from search.settings import DeviceProfile, SearchSettings
 from search.storage import redact
 from search.study import open_study, run_study, search_only_result
@@ -94,7 +94,7 @@ def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSetting
     run_study(study, objective, settings, describe_trial)
     if not settings.run_final:  # a cluster worker: search only; the command without it trains the winner
         return search_only_result(study, settings, "vit", device.name)
-    best = best_feasible(study)
+    best = confirmed_best(setup, study)
     if best is None:
         raise UserError(f"no trained candidate met budget_ms={budget_ms:.2f}; raise search.n_trials or the budget")
     arch = arch_from_dict(best.user_attrs["arch"])
@@ -103,6 +103,32 @@ def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSetting
     result = finish_vit(setup, arch, best.user_attrs["latency_ms"], f"trial #{best.number}", study)
     result["best"]["trial"] = best.number
     return result
+
+
+def confirmed_best(setup: ViTSetup, study: Any, max_checks: int = 5) -> Any:
+    """The best feasible trial whose latency, timed again with the final statistic (least of three
+    interleaved round medians), is still within budget.
+
+    One timing per trial lets noise pick winners: of many candidates near the budget, those timed
+    low pass (measured here: a winner timed within 16.11 ms ran 18.12 ms after fine-tuning). The
+    best ``max_checks`` feasible trials are re-timed in order of quality (if none holds, the
+    fastest feasible trial is taken); modelled latencies (a predictor) need no second look.
+    """
+    feasible = sorted((t for t in study.get_trials(deepcopy=False) if is_feasible(t)),
+                      key=lambda t: (-t.values[0], t.number))
+    if not feasible or not setup.estimator.measured:
+        return feasible[0] if feasible else None
+    for trial in feasible[:max_checks]:
+        arch = arch_from_dict(trial.user_attrs["arch"])
+        ms = _measure_all({"candidate": pruned(setup.teacher, arch)}, setup.shape, setup.device)["candidate"]
+        verdict = "confirmed" if ms <= setup.budget_ms else "over budget when re-timed, next"
+        print(f"re-timing trial #{trial.number} keep {arch.keep_rates}: {ms:.2f} ms ({verdict})", flush=True)
+        if ms <= setup.budget_ms:
+            return trial
+    fastest = min(feasible, key=lambda t: (t.user_attrs["latency_ms"], -t.values[0]))
+    print(f"no re-timed candidate met the budget; taking the fastest feasible trial #{fastest.number} "
+          "(the report shows its measured latency)", flush=True)
+    return fastest
 
 
 def finish_vit(setup: ViTSetup, arch: Any, latency_ms: float, chosen_by: str,
