@@ -34,6 +34,8 @@ def test_outputs_exist_and_report(vit_run):
     best = result["best"]
     assert best["latency_ms"] <= result["budget_ms"] * 1.0001
     assert 0 < best["measured_latency_ms"] and 0 <= best["test_top1"] <= 100
+    ratio = best["measured_latency_ms"] / result["baselines"]["unpruned"]["latency_ms"]
+    assert best["latency_ratio_to_unpruned"] == pytest.approx(ratio)
     assert {"evit", "unpruned"} <= set(result["baselines"])
     assert "EViT" in (run_dir / "report.md").read_text()
 
