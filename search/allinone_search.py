@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search.allinone_points import OperatingPoint, PointLatency
+from search.bisection import last_within
 from spaces import ArchError, SRSpace, WDSRBArch, WDSRBlock
 
 LatencyFn = Callable[[WDSRBArch, OperatingPoint], float]
@@ -45,10 +46,10 @@ def template(space: SRSpace, channels: int, m1: int, m2: int, depth: int | None 
 def widen(arch: WDSRBArch, space: SRSpace) -> WDSRBArch | None:
     """One size up in every width the space still allows: ``M1`` x1.25 (on the grid), ``M2`` +2,
     the trunk ``C`` to the next width of the space; ``None`` when ``arch`` is already the widest."""
-    low1, high1, step1 = space.m1
-    high2 = space.m2[1]
-    m1 = min(high1, max(b.m1 for b in arch.blocks) + step1 * max(1, round(0.25 * max(b.m1 for b in arch.blocks) / step1)))
-    m2 = min(high2, max(b.m2 for b in arch.blocks) + 2)
+    _, high1, step1 = space.m1
+    top1 = max(b.m1 for b in arch.blocks)
+    m1 = min(high1, top1 + step1 * max(1, round(0.25 * top1 / step1)))
+    m2 = min(space.m2[1], max(b.m2 for b in arch.blocks) + 2)
     wider = [c for c in space.channels if c > arch.channels]
     c = min(wider) if wider else arch.channels
     grown = template(space, c, m1, m2, depth=arch.depth)
@@ -131,13 +132,7 @@ def largest_under(rungs: list[WDSRBArch], point: OperatingPoint, target_ms: floa
         feasible = [i for i in range(len(rungs)) if lat(i) <= target_ms]
         best = max(feasible) if feasible else 0
     else:
-        lo, hi = -1, len(rungs)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if lat(mid) <= target_ms:
-                lo = mid
-            else:
-                hi = mid
+        lo = last_within(len(rungs), lat, target_ms)
         top = len(rungs) - 1
         for k in range(upward):
             i = lo + 1 + round(k * (top - lo - 1) / max(1, upward - 1))
@@ -168,14 +163,21 @@ def search_nested(space: SRSpace, root: WDSRBArch, points: tuple[OperatingPoint,
     def alone(a: WDSRBArch, p: OperatingPoint) -> float:  # ``a`` as the top of its own network
         return measured_latency(a, a, p) if lat.measured else lat.arch_ms(a, p)
 
+    timed: dict[tuple[str, str], float] = {}
+
+    def template_ms(a: WDSRBArch, p: OperatingPoint) -> float:  # ordering and growing time it once
+        if (a.key, p.name) not in timed:
+            timed[a.key, p.name] = alone(a, p)
+        return timed[a.key, p.name]
+
     # Ordered by the template itself: the networks chosen are a good part of its size, and which
     # point is faster depends on size (on a 2-core host a 1-block net ran slower at 2 threads than
     # at 1, an 11-block one 1.5x faster).
-    order = order_points(points, root, alone)
+    order = order_points(points, root, template_ms)
     log(f"operating points, fastest first (template, {root.depth} blocks): "
         + ", ".join(f"{p.name} {ms:.1f} ms" for p, ms in order))
     choices: list[PointChoice] = []
-    parent = grow_to_bind(root, space, order[0][0], target_ms, alone, log)
+    parent = grow_to_bind(root, space, order[0][0], target_ms, template_ms, log)
     for point, _ in order:
         if choices and lat.measured:
             top = choices[0].arch

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from search.bisection import last_within
 from search.settings import DeviceProfile, SearchSettings
 from search.vit_run import ViTSetup, finish_vit, prepare_vit
 
@@ -33,8 +34,7 @@ def keep_rates_for_budget(setup: ViTSetup, log: Any = print) -> tuple[Any, float
     space = setup.space
     low, high, step = space.ratio_range
     grid = [round(low + i * step, 4) for i in range(int(round((high - low) / step)) + 1)]
-    floor = space.arch((space.min_keep,) * len(space.stage_choices[0]))
-    candidates = [(None, floor)] + [(rho, schedule(setup, rho)) for rho in grid]
+    candidates = [(None, space.most_pruned())] + [(rho, schedule(setup, rho)) for rho in grid]
     probes: list[dict[str, Any]] = []
     seen: dict[int, float] = {}
 
@@ -46,14 +46,9 @@ def keep_rates_for_budget(setup: ViTSetup, log: Any = print) -> tuple[Any, float
             log(f"  rho {'floor' if rho is None else f'{rho:.2f}'}: keep rates {arch.keep_rates}, {seen[i]:.2f} ms")
         return seen[i]
 
-    lo, hi = 0, len(candidates)
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if latency(mid) <= setup.budget_ms:
-            lo = mid
-        else:
-            hi = mid
-    return candidates[lo][1], latency(lo), probes
+    # candidates[0] fits (prepare_vit checked the floor), so bisect over the rest.
+    best = 1 + last_within(len(candidates) - 1, lambda i: latency(i + 1), setup.budget_ms)
+    return candidates[best][1], latency(best), probes
 
 
 def run_vit_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,

@@ -45,7 +45,6 @@ class ViTSetup:
     shape: tuple[int, ...]
     estimator: Any
     budget_ms: float
-    unpruned_ms: float
 
 
 def prepare_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,
@@ -62,7 +61,7 @@ def prepare_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSet
                         "device=cpu, or collect timings on the device (python -m latency_models collect) "
                         "and pass latency=predictor latency.path=FILE")
     estimator = make_estimator(device, latency_cfg, 0, lambda arch: pruned(teacher, arch), shape)
-    floor = space.arch((space.min_keep,) * len(space.stage_choices[0]))
+    floor = space.most_pruned()
     # The two references are timed alternately, three times each (least of the medians), so that a
     # burst of load elsewhere does not decide the budget or refuse a feasible one.
     rounds = []
@@ -77,7 +76,7 @@ def prepare_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSet
     print(f"task=vit {cfg.model_name} device={device.name}: unpruned {unpruned_ms:.2f} ms, budget "
           f"{budget_ms:.2f} ms; latency: {estimator.source}")
     return ViTSetup(cfg, _with_budget(settings, budget_ms), device, data, teacher, teacher_info, space, shape,
-                    estimator, budget_ms, unpruned_ms)
+                    estimator, budget_ms)
 
 
 def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,

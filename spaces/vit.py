@@ -291,3 +291,7 @@ class TokenPruneSpace:
     def unpruned(self) -> TokenPruneArch:
         """The reference member: every keep rate 1.0 (same logits as the plain ViT)."""
         return self.arch((1.0,) * len(self.stage_choices[0]))
+
+    def most_pruned(self) -> TokenPruneArch:
+        """The floor: ``min_keep`` at every stage (the fastest member)."""
+        return self.arch((self.min_keep,) * len(self.stage_choices[0]))
