@@ -32,6 +32,7 @@ class OperatingPoint:
     name: str
     threads: int | None = None
     freq_mhz: float | None = None
+    onednn: bool | None = None      # threads kind: torch's conv kernels at this point (None: torch's setting)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -39,6 +40,8 @@ class OperatingPoint:
             out["threads"] = self.threads
         if self.freq_mhz is not None:
             out["freq_mhz"] = self.freq_mhz
+        if self.onednn is not None:
+            out["conv_kernels"] = "onednn" if self.onednn else "native"
         return out
 
 
@@ -62,7 +65,8 @@ class PointSet:
         for i, p in enumerate(cfg["points"]):
             try:
                 if kind == "threads":
-                    points.append(OperatingPoint(str(p["name"]), threads=int(p["threads"])))
+                    points.append(OperatingPoint(str(p["name"]), threads=int(p["threads"]),
+                                                 onednn=_onednn(p.get("onednn", cfg.get("onednn")), i)))
                 elif kind == "dvfs":
                     points.append(OperatingPoint(str(p["name"]), freq_mhz=float(p["freq_mhz"])))
                 else:
@@ -79,10 +83,22 @@ class PointSet:
         if len(points) < 2:
             raise UserError("strategy=allinone needs at least two operating points")
         if kind == "threads":
-            source = f"measured on this host (torch-cpu, LR {device.lr_hw[0]}x{device.lr_hw[1]}), one thread count per point"
+            kernels = {p.onednn for p in points}
+            how = ("torch's default conv kernels" if kernels == {None} else
+                   "conv kernels " + ", ".join(f"{p.name}: {'oneDNN' if p.onednn else 'native' if p.onednn is False else 'default'}"
+                                               for p in points))
+            source = (f"measured on this host (torch-cpu, LR {device.lr_hw[0]}x{device.lr_hw[1]}, {how}), "
+                      "one thread count per point")
         else:
             source = str(cfg.get("source", "not given"))
         return PointSet(kind, tuple(points), source, str(cfg.get("latency_model", source)), kind == "threads")
+
+
+def _onednn(value: Any, i: int) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise UserError(f"device.operating_points.points[{i}].onednn={value!r}: use true (oneDNN conv kernels), "
+                    "false (torch's native kernels) or null (torch's default)")
 
 
 class PointLatency:
@@ -136,4 +152,5 @@ class PointLatency:
             raise ValueError(f"operating point {point.name} is modelled, not measured")
         shape = (1, 3, *self.device.lr_hw)
         opts = {**self.protocol, **protocol}
-        return latency_models.measure(module, shape, backend="torch-cpu", threads=point.threads, **opts).median_ms
+        return latency_models.measure(module, shape, backend="torch-cpu", threads=point.threads,
+                                      backend_options={"onednn": point.onednn}, **opts).median_ms

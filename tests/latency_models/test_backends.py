@@ -63,3 +63,21 @@ def test_torch_cuda_raises_a_clear_error_without_cuda():
 def test_torch_cuda_measures_on_a_gpu():
     m = measure(conv_stack(8, 2), (1, 3, 64, 64), backend="torch-cuda", **FAST)
     assert m.median_ms > 0 and "gpu_model" in m.host
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_torch_cpu_conv_kernels_are_chosen_recorded_and_restored(onednn):
+    before = torch.backends.mkldnn.enabled
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(torch.backends.mkldnn.enabled)
+            return x * 2
+
+    m = measure(Probe(), (1, 3, 8, 8), backend="torch-cpu", backend_options={"onednn": onednn}, **FAST)
+    assert set(seen) == {onednn}
+    assert m.extra == {"conv_kernels": "onednn" if onednn else "native"}
+    assert torch.backends.mkldnn.enabled == before
+    with pytest.raises(ValueError, match="onednn must be true, false or null"):
+        get_backend("torch-cpu", onednn="off")

@@ -195,3 +195,13 @@ def test_s21_flow_runs_on_modelled_frequency_levels(tmp_path):
     assert result["latency_spread"] < result["fixed_latency_spread"]
     report = (run_dir / "report.md").read_text()
     assert "MODELLED, not measured" in report and "lahaina" in report
+
+
+def test_cpu_points_use_the_configured_conv_kernels():
+    cpu, cfg = device_cfg("cpu")
+    points = PointSet.from_config(cfg, cpu)
+    assert {p.onednn for p in points.points} == {False}  # conf/device/cpu.yaml: native kernels scale with threads
+    assert "threads1: native" in points.source and points.points[0].to_dict()["conv_kernels"] == "native"
+    cfg["points"][0]["onednn"] = "yes"
+    with pytest.raises(UserError, match="onednn='yes'"):
+        PointSet.from_config(cfg, cpu)
