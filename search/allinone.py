@@ -29,7 +29,7 @@ from tasks.sr.allinone import AllInOneWDSRB, build_allinone, save_allinone
 from tasks.sr.allinone_train import train_allinone
 
 DEFAULTS: dict[str, Any] = {
-    "target": 0.92, "channels": 16, "m1": 64, "m2": 16, "points": None, "n_random": 1,
+    "target": 0.92, "level": 0.05, "channels": 16, "m1": 64, "m2": 16, "points": None, "n_random": 1,
     "compare_alone": True, "search_rounds": 3, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
     "measure": {"warmup": 3, "min_repeats": 8, "max_repeats": 20},
 }
@@ -78,7 +78,7 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
         return statistics.median(lat.module_ms(module, point) for _ in range(rounds))
 
     started = time.monotonic()
-    choices, order = search_nested(space, root, pointset.points, target_ms, lat, measured)
+    choices, order = search_nested(space, root, pointset.points, target_ms, lat, measured, level=opts["level"])
     search_s = time.monotonic() - started
     points = {c.point.name: c.arch for c in choices}
     by_name = {c.point.name: c.point for c in choices}

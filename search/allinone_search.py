@@ -22,6 +22,7 @@ from typing import Any
 
 from search.allinone_points import OperatingPoint, PointLatency
 from search.bisection import last_within
+from search.errors import UserError
 from spaces import ArchError, SRSpace, WDSRBArch, WDSRBlock
 
 LatencyFn = Callable[[WDSRBArch, OperatingPoint], float]
@@ -155,9 +156,17 @@ def order_points(points: tuple[OperatingPoint, ...], probe: WDSRBArch, latency: 
 
 def search_nested(space: SRSpace, root: WDSRBArch, points: tuple[OperatingPoint, ...], target_ms: float,
                   lat: PointLatency, measured_latency: Callable[[WDSRBArch, WDSRBArch, OperatingPoint], float],
-                  log: Callable[[str], None] = print) -> tuple[list[PointChoice], list[tuple[OperatingPoint, float]]]:
+                  log: Callable[[str], None] = print, level: float | None = 0.05,
+                  ) -> tuple[list[PointChoice], list[tuple[OperatingPoint, float]]]:
     """Nested choices, fastest point first. ``measured_latency(supernet, arch, point)`` times
-    ``arch`` as a slice of ``supernet`` (as it will run); modelled points use ``lat.arch_ms``."""
+    ``arch`` as a slice of ``supernet`` (as it will run); modelled points use ``lat.arch_ms``.
+
+    ``level``: every slower point aims at ``min(target_ms, (1 + level) * L0)``, with ``L0`` the
+    fastest point's latency as found, so latency stays level across points (All-in-One's aim)
+    even where the ladder's step or timing noise leaves the fastest point well under the target.
+    ``None`` aims every point at ``target_ms``."""
+    if level is not None and not 0 <= level < 1:
+        raise UserError(f"strategy.level={level} must be in [0, 1) or null")
     exhaustive = not lat.measured
 
     def alone(a: WDSRBArch, p: OperatingPoint) -> float:  # ``a`` as the top of its own network
@@ -186,10 +195,11 @@ def search_nested(space: SRSpace, root: WDSRBArch, points: tuple[OperatingPoint,
                 return measured_latency(top, a, p)
         else:
             fn = alone
-        choice = largest_under(ladder(parent, space), point, target_ms, fn, exhaustive)
+        aim = target_ms if not choices or level is None else min(target_ms, (1 + level) * choices[0].latency_ms)
+        choice = largest_under(ladder(parent, space), point, aim, fn, exhaustive)
         log(f"  {point.name}: {choice.arch.depth} blocks, C={choice.arch.channels}, "
             f"[M1, M2]={[choice.arch.blocks[0].m1, choice.arch.blocks[0].m2]}, {choice.latency_ms:.2f} ms "
-            f"({'meets' if choice.meets_target else 'MISSES'} target {target_ms:.2f} ms; "
+            f"({'meets' if choice.meets_target else 'MISSES'} aim {aim:.2f} ms; "
             f"{choice.evaluated} evaluations)")
         choices.append(choice)
         parent = choice.arch

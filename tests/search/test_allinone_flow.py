@@ -126,6 +126,11 @@ def test_modelled_dvfs_search_gives_nested_points_within_target_at_each_level():
     assert [p.name for p, _ in order] == [p.name for p in pointset.points]  # fastest = highest clock
     assert all(c.meets_target and c.latency_ms <= target for c in choices)
     assert all(is_subnet(b.arch, a.arch) for a, b in zip(choices, choices[1:]))
+    assert all(c.latency_ms <= 1.05 * choices[0].latency_ms for c in choices)  # level across points
+    level, _ = search_nested(SPACE, template(SPACE, 16, 64, 16), pointset.points, target, lat,
+                             measured_latency=None, log=lambda _: None, level=0.0)
+    assert all(c.latency_ms <= level[0].latency_ms for c in level)  # slower points aim at the fastest's
+    assert max(c.latency_ms for c in choices) > level[0].latency_ms  # which the budget alone does not
     top, low = choices[0], choices[-1]
     assert lat.arch_ms(top.arch, low.point) == pytest.approx(lat.arch_ms(top.arch, top.point) * 840 / 315)
 
