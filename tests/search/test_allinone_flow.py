@@ -205,8 +205,11 @@ def test_s21_flow_runs_on_modelled_frequency_levels(tmp_path):
 def test_cpu_points_use_the_configured_conv_kernels():
     cpu, cfg = device_cfg("cpu")
     points = PointSet.from_config(cfg, cpu)
-    assert {p.onednn for p in points.points} == {False}  # conf/device/cpu.yaml: native kernels scale with threads
-    assert "threads1: native" in points.source and points.points[0].to_dict()["conv_kernels"] == "native"
+    assert {p.onednn for p in points.points} == {None}  # conf/device/cpu.yaml: torch's default kernels
+    assert "torch's default conv kernels" in points.source and "conv_kernels" not in points.points[0].to_dict()
+    cfg["onednn"] = False
+    native = PointSet.from_config(cfg, cpu)
+    assert "threads1: native" in native.source and native.points[0].to_dict()["conv_kernels"] == "native"
     cfg["points"][0]["onednn"] = "yes"
     with pytest.raises(UserError, match="onednn='yes'"):
         PointSet.from_config(cfg, cpu)
