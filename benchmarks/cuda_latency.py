@@ -17,9 +17,9 @@ import timm
 import torch
 
 import latency_models
+import tasks.sr as sr
 from latency_models.backends import BackendUnavailable
 from latency_models.backends.torch_cuda import require_cuda
-import tasks.sr as sr
 from spaces import WDSRBArch, WDSRBlock
 from tasks.vit import patch_token_selectors
 

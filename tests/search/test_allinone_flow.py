@@ -218,7 +218,6 @@ def test_cpu_points_use_the_configured_conv_kernels():
 def test_points_are_reordered_when_the_chosen_network_runs_faster_elsewhere():
     """The template (16 blocks) is slower at 2 threads, networks of <= 12 blocks faster there, as
     measured on this host: the 2-thread point must end up first, holding the larger network."""
-    device = DeviceProfile("cpu", "test", (48, 64), 60.0, "measured", 2)
     points = (OperatingPoint("t1", threads=1), OperatingPoint("t2", threads=2))
 
     class Lat:
