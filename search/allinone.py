@@ -18,18 +18,19 @@ from typing import Any
 import torch
 
 import tasks.sr as sr
+from search.allinone_levels import choose_levels, level_chain
 from search.allinone_points import OperatingPoint, PointLatency, PointSet
 from search.allinone_report import write_allinone_report
-from search.allinone_search import describe_arch, search_nested, template
+from search.allinone_search import PointChoice, describe_arch, macs_per_pixel, search_nested, template
 from search.errors import UserError
 from search.settings import DeviceProfile, SearchSettings
 from search.sr_task import SRSettings, train_and_evaluate
 from spaces import WDSRBArch
-from tasks.sr.allinone import AllInOneWDSRB, build_allinone, save_allinone
+from tasks.sr.allinone import AllInOneWDSRB, build_allinone, repoint, save_allinone
 from tasks.sr.allinone_train import train_allinone
 
 DEFAULTS: dict[str, Any] = {
-    "target": 0.92, "level": 0.05, "channels": 16, "m1": 64, "m2": 16, "points": None, "n_random": 1,
+    "target": 0.92, "level": 0.05, "spare_levels": 5, "level_step": 0.88, "channels": 16, "m1": 64, "m2": 16, "points": None, "n_random": 2,
     "compare_alone": True, "search_rounds": 3, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
     "measure": {"warmup": 3, "min_repeats": 8, "max_repeats": 20},
 }
@@ -82,6 +83,13 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     search_s = time.monotonic() - started
     points = {c.point.name: c.arch for c in choices}
     by_name = {c.point.name: c.point for c in choices}
+    spare = int(opts["spare_levels"]) if lat.measured else 0
+    if spare:  # train a chain of levels; each point takes its level right before the final timing
+        floor = min(0.9 * min(macs_per_pixel(a) for a in points.values()), 0.6 * macs_per_pixel(choices[0].arch))
+        chain = level_chain(choices[0].arch, space, floor, float(opts["level_step"]), max_levels=1 + spare)
+        trained = {f"level{i}": a for i, a in enumerate(chain)}
+    else:
+        trained = points
 
     try:
         patches = sr.TrainPatches(sr_settings.train_root, scale, sr_settings.final.patch_hr, seed=settings.seed + 1)
@@ -92,15 +100,28 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     recipe = sr_settings.final
     start_state = patches.state_dict()
     torch.manual_seed(settings.seed)
-    model = build_allinone(points)
-    print(f"training {len(points)} nested sub-networks together ({recipe.steps} steps, sandwich rule)")
+    model = build_allinone(trained)
+    what = f"{len(trained)} nested levels" if spare else f"{len(trained)} nested sub-networks"
+    print(f"training {what} together ({recipe.steps} steps, sandwich rule)")
     t0 = time.monotonic()
     try:
         train_allinone(model, patches, recipe, n_random=int(opts["n_random"]), progress=_progress("allinone", recipe.steps))
     except sr.DivergedError as err:
         raise UserError(f"All-in-One training diverged: {err}; lower task.final.lr") from None
     train_s = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    if spare:
+        choices = _reselect(model, chain, pointset.points, lat, target_ms, opts)
+        points = {c.point.name: c.arch for c in choices}
+        by_name = {c.point.name: c.point for c in choices}
+        model = repoint(model, points)
     largest = choices[0].point.name
+    # Right after the choice, in the same minutes: the fixed network is timed as a plain WDSR-B of
+    # its architecture (the weights' values do not change the latency; its own are trained below).
+    switched_ms, fixed_ms, rounds = _final_latency(model, model.subnet(largest), points, by_name, lat,
+                                                   int(opts["final_rounds"]))
+    latency_s = time.monotonic() - t0
 
     def alone(name: str, label: str) -> tuple[torch.nn.Module, dict[str, Any]]:
         patches.load_state_dict(start_state)  # the very batches the shared training drew
@@ -122,10 +143,6 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
         switched_scores[name] = sr.evaluate_sets(model, evals, scale)
     model.set_operating_point(largest)
     eval_s = time.monotonic() - t0
-
-    t0 = time.monotonic()
-    switched_ms, fixed_ms, rounds = _final_latency(model, fixed, points, by_name, lat, int(opts["final_rounds"]))
-    latency_s = time.monotonic() - t0
     switch = time_switch(model, int(opts["switch_trials"]))
     run_dir = settings.run_dir
     export = _export(model, fixed, run_dir, pointset, budget_ms)
@@ -171,6 +188,28 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     }
     write_allinone_report(result, run_dir / "report.md")
     return result
+
+
+def _reselect(model: AllInOneWDSRB, chain: list[WDSRBArch], points: tuple[OperatingPoint, ...], lat: PointLatency,
+              target_ms: float, opts: dict[str, Any]) -> list[PointChoice]:
+    """Time every trained level at every point (interleaved rounds, order reversed every round)
+    and give each point its level (:func:`search.allinone_levels.choose_levels`)."""
+    runs: dict[tuple[int, str], list[float]] = {(i, p.name): [] for i in range(len(chain)) for p in points}
+    seq = list(runs)
+    for r in range(max(1, int(opts["search_rounds"]))):
+        for i, name in seq if r % 2 == 0 else seq[::-1]:
+            model.set_operating_point(f"level{i}")
+            runs[i, name].append(lat.module_ms(model, next(p for p in points if p.name == name)))
+    ms = {k: statistics.median(v) for k, v in runs.items()}
+    picked = choose_levels(points, ms, len(chain), target_ms, opts["level"])
+    print(f"levels timed now ({len(chain)} levels x {len(points)} points): "
+          + "; ".join(f"level{i} " + "/".join(f"{ms[i, p.name]:.1f}" for p in points) + " ms" for i in range(len(chain))))
+    for c in picked:
+        a = chain[c.level]
+        print(f"  {c.point.name}: level{c.level}, {a.depth} blocks, C={a.channels}, "
+              f"[M1, M2]={[a.blocks[0].m1, a.blocks[0].m2]}, {c.latency_ms:.2f} ms "
+              f"({'meets' if c.meets_aim else 'MISSES'} aim {c.aim_ms:.2f} ms)")
+    return [PointChoice(c.point, chain[c.level], c.latency_ms, c.meets_aim, len(runs)) for c in picked]
 
 
 def _params(arch: WDSRBArch) -> int:

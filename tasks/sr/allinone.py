@@ -141,7 +141,13 @@ class AllInOneWDSRB(WDSRB):
     def subnet(self, name: str) -> WDSRB:
         """A standalone :class:`WDSRB` of point ``name`` holding copies of the sliced weights
         (for ONNX export or a check: it computes exactly what this module computes at ``name``)."""
-        arch = self.points[name]
+        return self.sliced(self.points[name])
+
+    def sliced(self, arch: WDSRBArch) -> WDSRB:
+        """A standalone :class:`WDSRB` of any nested sub-network ``arch`` of this network, with
+        copies of the sliced weights."""
+        if not is_subnet(arch, self.arch):
+            raise ValueError(f"{arch.to_dict()} is not a sub-network of {self.arch.to_dict()}")
         c = arch.channels
         net = WDSRB(arch)
         net.arch = arch
@@ -164,6 +170,17 @@ class AllInOneWDSRB(WDSRB):
         """Point names (largest first) and the largest architecture; each point's widths are the
         rows of the ``point_widths`` buffer (see :func:`points_from_widths`)."""
         return {"points": list(self.point_names), "supernet": self.arch.to_dict()}
+
+
+def repoint(model: AllInOneWDSRB, points: Mapping[str, WDSRBArch]) -> AllInOneWDSRB:
+    """A new All-in-One network whose operating points are ``points`` (nested, largest first,
+    each a sub-network of ``model``'s), holding ``model``'s weights cut to the largest of them:
+    what is exported keeps no weights that no point uses."""
+    new = AllInOneWDSRB(points)
+    state = model.sliced(new.arch).state_dict()
+    state["point_widths"] = new.point_widths
+    new.load_state_dict(state)
+    return new
 
 
 def build_allinone(points: Mapping[str, WDSRBArch]) -> AllInOneWDSRB:

@@ -1,0 +1,80 @@
+"""Spare levels: choose each operating point's sub-network after training, by measuring then.
+
+On a host whose speed at a thread count moves between the search and the end of a run (measured
+on this project's 2-core VM: one 11-block network ran 45 ms at 2 threads during the search and
+26 ms ten minutes later, another 47 ms and then 70 ms), sub-networks chosen before training can
+miss the budget or leave latency uneven when finally timed. So the All-in-One network is trained
+on a chain of nested *levels* (the searched network at the top, each next one about
+``step`` of the MACs of the one before), and every point takes its level from timings made right
+before the final measurement: All-in-One's own idea of switching to the mask that fits the
+device's current speed, applied once at the end of the run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from search.allinone_points import OperatingPoint
+from search.allinone_search import ladder, macs_per_pixel
+from spaces import SRSpace, WDSRBArch
+
+
+def level_chain(top: WDSRBArch, space: SRSpace, floor_macs: float, step: float = 0.88,
+                max_levels: int = 8) -> list[WDSRBArch]:
+    """``top`` and nested sub-networks below it, largest first: each the largest rung of the
+    previous one's :func:`~search.allinone_search.ladder` with at most ``step`` of its MACs,
+    until one is at or under ``floor_macs`` or ``max_levels`` are listed."""
+    if not 0 < step < 1:
+        raise ValueError(f"level step {step} must be in (0, 1)")
+    chain = [top]
+    while len(chain) < max_levels and macs_per_pixel(chain[-1]) > floor_macs:
+        cap = step * macs_per_pixel(chain[-1])
+        below = [r for r in ladder(chain[-1], space) if macs_per_pixel(r) <= cap]
+        if not below:
+            break
+        chain.append(below[-1])  # ladder is sorted by MACs: the largest under the cap
+    return chain
+
+
+@dataclass(frozen=True)
+class LevelChoice:
+    point: OperatingPoint
+    level: int                # index into the chain (0 = largest)
+    latency_ms: float         # as timed for the choice
+    meets_aim: bool
+    aim_ms: float
+
+
+def choose_levels(points: Sequence[OperatingPoint], ms: Mapping[tuple[int, str], float], n_levels: int,
+                  target_ms: float, level: float | None = 0.05) -> list[LevelChoice]:
+    """One level per point, listed largest level first. ``ms[(i, point.name)]``: latency of level
+    ``i`` (0 = largest) at that point. Any assignment is nested, since the levels form a chain.
+
+    Among assignments where every point is within ``target_ms``, those whose spread (max / min
+    latency) is within ``1 + level`` win, and among them the largest networks (smallest sum of
+    level indices); where none is that level, the least spread. ``level=None``: each point simply
+    takes its largest level within the target. A point that fits no level takes the smallest, and
+    says so (``meets_aim`` False). Exhaustive over ``n_levels ** len(points)`` assignments
+    (capped at 8 levels and 4 points, which is what the measured kind has).
+    """
+    names = [p.name for p in points]
+    fits = {p: [i for i in range(n_levels) if ms[(i, p)] <= target_ms] for p in names}
+    if level is None or any(not f for f in fits.values()):
+        pick = {p: (fits[p][0] if fits[p] else n_levels - 1) for p in names}
+    else:
+        if len(names) > 4 or n_levels > 8:
+            raise ValueError(f"choose_levels searches at most 8 levels x 4 points, got {n_levels} x {len(names)}")
+
+        def score(combo: tuple[int, ...]) -> tuple[bool, float, float]:
+            lat = [ms[(i, p)] for i, p in zip(combo, names)]
+            spread = max(lat) / min(lat)
+            level_ok = spread <= 1 + level
+            return (not level_ok, sum(combo) if level_ok else spread, spread)
+
+        best = min(itertools.product(*(fits[p] for p in names)), key=score)
+        pick = dict(zip(names, best))
+    ordered = sorted(points, key=lambda p: (pick[p.name], ms[(pick[p.name], p.name)]))
+    return [LevelChoice(p, pick[p.name], ms[(pick[p.name], p.name)], ms[(pick[p.name], p.name)] <= target_ms, target_ms)
+            for p in ordered]

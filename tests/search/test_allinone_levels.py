@@ -1,0 +1,72 @@
+"""Spare levels: a nested chain trained together, each point's level chosen from timings at the end."""
+
+import pytest
+import torch
+
+from search.allinone_levels import choose_levels, level_chain
+from search.allinone_points import OperatingPoint
+from search.allinone_search import macs_per_pixel, template
+from spaces import SRSpace
+from tasks.sr.allinone import build_allinone, is_subnet, repoint
+
+SPACE = SRSpace()
+T1, T2 = OperatingPoint("t1", threads=1), OperatingPoint("t2", threads=2)
+
+
+def test_level_chain_is_nested_with_bounded_mac_steps():
+    top = template(SPACE, 16, 32, 8, depth=12)
+    chain = level_chain(top, SPACE, floor_macs=0.5 * macs_per_pixel(top), step=0.88, max_levels=8)
+    assert chain[0] == top and 3 <= len(chain) <= 8
+    macs = [macs_per_pixel(a) for a in chain]
+    assert all(b <= 0.88 * a for a, b in zip(macs, macs[1:]))
+    assert all(b >= 0.6 * a for a, b in zip(macs, macs[1:]))  # the largest under each cap, not a leap
+    assert all(is_subnet(b, a) and SPACE.validate(b) for a, b in zip(chain, chain[1:]))
+    assert macs[-1] <= 0.5 * macs[0] or len(chain) == 8
+    with pytest.raises(ValueError, match="step"):
+        level_chain(top, SPACE, 0, step=1.0)
+
+
+def test_choose_levels_follows_the_speed_timed_now():
+    # level i runs (1 - 0.1 i) x 50 ms at 1 thread; at 2 threads 0.6x of that (fast phase)
+    ms = {}
+    for i in range(5):
+        ms[i, "t1"] = 50 * (1 - 0.1 * i)
+        ms[i, "t2"] = 0.6 * ms[i, "t1"]
+    picked = choose_levels([T1, T2], ms, 5, target_ms=55, level=0.05)
+    assert [c.point.name for c in picked] == ["t2", "t1"]   # the faster point holds the larger level
+    assert picked[0].level == 0 and picked[0].latency_ms == 30
+    assert picked[1].level == 4 and picked[1].latency_ms == 30  # 30 ms at 1 thread: level
+    assert all(c.meets_aim for c in picked)
+    # the 2-thread phase turns slow: 1.3x the 1-thread time; now 1 thread holds the larger level
+    slow = {k: (v if k[1] == "t1" else 1.3 * ms[k[0], "t1"]) for k, v in ms.items()}
+    picked = choose_levels([T1, T2], slow, 5, target_ms=55, level=0.05)
+    assert [c.point.name for c in picked] == ["t1", "t2"]
+    lat = [c.latency_ms for c in picked]
+    assert max(lat) / min(lat) <= 1.05 and lat[0] <= 55
+    # no pair is within 5%: the least spread, all within the target
+    lumpy = {(0, "t1"): 36.0, (1, "t1"): 29.6, (2, "t1"): 23.5, (0, "t2"): 56.3, (1, "t2"): 47.8, (2, "t2"): 30.9}
+    picked = choose_levels([T1, T2], lumpy, 3, target_ms=55, level=0.05)
+    assert {c.point.name: c.level for c in picked} == {"t1": 1, "t2": 2}  # 29.6 vs 30.9
+    # each point its largest within the target when not levelling
+    plain = choose_levels([T1, T2], lumpy, 3, target_ms=55, level=None)
+    assert {c.point.name: c.level for c in plain} == {"t1": 0, "t2": 1}
+    # nothing fits: the smallest level, flagged
+    late = choose_levels([T1, T2], {k: 100.0 for k in lumpy}, 3, target_ms=55)
+    assert all(c.level == 2 and not c.meets_aim for c in late)
+
+
+def test_repoint_keeps_the_trained_weights_and_drops_unused_ones():
+    top = template(SPACE, 16, 32, 8, depth=6)
+    chain = level_chain(top, SPACE, floor_macs=0.4 * macs_per_pixel(top))
+    torch.manual_seed(0)
+    model = build_allinone({f"level{i}": a for i, a in enumerate(chain)}).eval()
+    points = {"fast": chain[1], "slow": chain[3]}
+    new = repoint(model, points).eval()
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        for name, level in (("fast", 1), ("slow", 3)):
+            model.set_operating_point(f"level{level}")
+            new.set_operating_point(name)
+            assert torch.equal(new(x), model(x))
+    size = sum(p.numel() for p in new.parameters())
+    assert size == sum(p.numel() for p in new.subnet("fast").parameters()) < sum(p.numel() for p in model.parameters())
