@@ -30,7 +30,7 @@ from tasks.sr.allinone import AllInOneWDSRB, build_allinone, repoint, save_allin
 from tasks.sr.allinone_train import train_allinone
 
 DEFAULTS: dict[str, Any] = {
-    "target": 0.92, "level": 0.05, "spare_levels": 5, "level_step": 0.88, "channels": 16, "m1": 64, "m2": 16, "points": None, "n_random": 2,
+    "target": 0.92, "level": 0.05, "spare_levels": 5, "level_step": 0.85, "channels": 16, "m1": 64, "m2": 16, "points": None, "n_random": 2,
     "compare_alone": True, "search_rounds": 3, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
     "measure": {"warmup": 3, "min_repeats": 8, "max_repeats": 20},
 }
@@ -85,7 +85,7 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     by_name = {c.point.name: c.point for c in choices}
     spare = int(opts["spare_levels"]) if lat.measured else 0
     if spare:  # train a chain of levels; each point takes its level right before the final timing
-        floor = min(0.9 * min(macs_per_pixel(a) for a in points.values()), 0.6 * macs_per_pixel(choices[0].arch))
+        floor = min(0.9 * min(macs_per_pixel(a) for a in points.values()), 0.45 * macs_per_pixel(choices[0].arch))
         chain = level_chain(choices[0].arch, space, floor, float(opts["level_step"]), max_levels=1 + spare)
         trained = {f"level{i}": a for i, a in enumerate(chain)}
     else:

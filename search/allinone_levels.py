@@ -21,7 +21,7 @@ from search.allinone_search import ladder, macs_per_pixel
 from spaces import SRSpace, WDSRBArch
 
 
-def level_chain(top: WDSRBArch, space: SRSpace, floor_macs: float, step: float = 0.88,
+def level_chain(top: WDSRBArch, space: SRSpace, floor_macs: float, step: float = 0.85,
                 max_levels: int = 8) -> list[WDSRBArch]:
     """``top`` and nested sub-networks below it, largest first: each the largest rung of the
     previous one's :func:`~search.allinone_search.ladder` with at most ``step`` of its MACs,

@@ -36,6 +36,8 @@ def test_outputs_exist_and_report(vit_run):
     assert 0 < best["measured_latency_ms"] and 0 <= best["test_top1"] <= 100
     ratio = best["measured_latency_ms"] / result["baselines"]["unpruned"]["latency_ms"]
     assert best["latency_ratio_to_unpruned"] == pytest.approx(ratio)
+    fraction = float(result["budget_rule"].split(" x ")[0])  # the default rule: a fraction of unpruned
+    assert best["meets_budget"] == (ratio <= fraction)  # judged side by side, not against the old ms
     assert {"evit", "unpruned"} <= set(result["baselines"])
     assert "EViT" in (run_dir / "report.md").read_text()
 
