@@ -122,8 +122,8 @@ def test_ctrl_c_then_same_command_finishes_and_adds_nothing_after(tmp_path):
                 ts = trials(url, "resume")
             except KeyError:  # the study is being created
                 ts = []
-            if len(ts) >= 2 and ts[1].state == TrialState.RUNNING:
-                break
+            if len(ts) >= 2 and ts[1].state == TrialState.RUNNING and len(ts[1].params) == 2:
+                break  # sampled: a signal before the suggestions would re-queue an empty trial
         time.sleep(0.1)
     first.send_signal(signal.SIGINT)
     out = first.communicate(timeout=60)[0]
