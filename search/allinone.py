@@ -81,8 +81,7 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     started = time.monotonic()
     choices, order = search_nested(space, root, pointset.points, target_ms, lat, measured, level=opts["level"])
     search_s = time.monotonic() - started
-    points = {c.point.name: c.arch for c in choices}
-    by_name = {c.point.name: c.point for c in choices}
+    points, by_name = _named(choices)
     spare = int(opts["spare_levels"]) if lat.measured else 0
     if spare:  # train a chain of levels; each point takes its level right before the final timing
         floor = min(0.9 * min(macs_per_pixel(a) for a in points.values()), 0.45 * macs_per_pixel(choices[0].arch))
@@ -113,8 +112,7 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     t0 = time.monotonic()
     if spare:
         choices = _reselect(model, chain, pointset.points, lat, target_ms, opts)
-        points = {c.point.name: c.arch for c in choices}
-        by_name = {c.point.name: c.point for c in choices}
+        points, by_name = _named(choices)
         model = repoint(model, points)
     largest = choices[0].point.name
     # Right after the choice, in the same minutes: the fixed network is timed as a plain WDSR-B of
@@ -190,17 +188,22 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     return result
 
 
+def _named(choices: list[PointChoice]) -> tuple[dict[str, WDSRBArch], dict[str, OperatingPoint]]:
+    """Each point's architecture and point, by name, in the choices' order (largest first)."""
+    return {c.point.name: c.arch for c in choices}, {c.point.name: c.point for c in choices}
+
+
 def _reselect(model: AllInOneWDSRB, chain: list[WDSRBArch], points: tuple[OperatingPoint, ...], lat: PointLatency,
               target_ms: float, opts: dict[str, Any]) -> list[PointChoice]:
     """Time every trained level at every point (interleaved rounds, order reversed every round)
     and give each point its level (:func:`search.allinone_levels.choose_levels`)."""
-    runs: dict[tuple[int, str], list[float]] = {(i, p.name): [] for i in range(len(chain)) for p in points}
+    runs: dict[tuple[int, OperatingPoint], list[float]] = {(i, p): [] for i in range(len(chain)) for p in points}
     seq = list(runs)
     for r in range(max(1, int(opts["search_rounds"]))):
-        for i, name in seq if r % 2 == 0 else seq[::-1]:
+        for i, point in seq if r % 2 == 0 else seq[::-1]:
             model.set_operating_point(f"level{i}")
-            runs[i, name].append(lat.module_ms(model, next(p for p in points if p.name == name)))
-    ms = {k: statistics.median(v) for k, v in runs.items()}
+            runs[i, point].append(lat.module_ms(model, point))
+    ms = {(i, p.name): statistics.median(v) for (i, p), v in runs.items()}
     picked = choose_levels(points, ms, len(chain), target_ms, opts["level"])
     print(f"levels timed now ({len(chain)} levels x {len(points)} points): "
           + "; ".join(f"level{i} " + "/".join(f"{ms[i, p.name]:.1f}" for p in points) + " ms" for i in range(len(chain))))
@@ -208,7 +211,7 @@ def _reselect(model: AllInOneWDSRB, chain: list[WDSRBArch], points: tuple[Operat
         a = chain[c.level]
         print(f"  {c.point.name}: level{c.level}, {a.depth} blocks, C={a.channels}, "
               f"[M1, M2]={[a.blocks[0].m1, a.blocks[0].m2]}, {c.latency_ms:.2f} ms "
-              f"({'meets' if c.meets_aim else 'MISSES'} aim {c.aim_ms:.2f} ms)")
+              f"({'meets' if c.meets_aim else 'MISSES'} target {target_ms:.2f} ms)")
     return [PointChoice(c.point, chain[c.level], c.latency_ms, c.meets_aim, len(runs)) for c in picked]
 
 

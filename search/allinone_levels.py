@@ -43,8 +43,7 @@ class LevelChoice:
     point: OperatingPoint
     level: int                # index into the chain (0 = largest)
     latency_ms: float         # as timed for the choice
-    meets_aim: bool
-    aim_ms: float
+    meets_aim: bool           # within the target
 
 
 def choose_levels(points: Sequence[OperatingPoint], ms: Mapping[tuple[int, str], float], n_levels: int,
@@ -76,5 +75,5 @@ def choose_levels(points: Sequence[OperatingPoint], ms: Mapping[tuple[int, str],
         best = min(itertools.product(*(fits[p] for p in names)), key=score)
         pick = dict(zip(names, best))
     ordered = sorted(points, key=lambda p: (pick[p.name], ms[(pick[p.name], p.name)]))
-    return [LevelChoice(p, pick[p.name], ms[(pick[p.name], p.name)], ms[(pick[p.name], p.name)] <= target_ms, target_ms)
+    return [LevelChoice(p, pick[p.name], ms[(pick[p.name], p.name)], ms[(pick[p.name], p.name)] <= target_ms)
             for p in ordered]

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 import latency_models
+from latency_models.backends.torch_cpu import check_onednn
 from search.errors import UserError
 from search.settings import DeviceProfile
 
@@ -95,10 +96,11 @@ class PointSet:
 
 
 def _onednn(value: Any, i: int) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    raise UserError(f"device.operating_points.points[{i}].onednn={value!r}: use true (oneDNN conv kernels), "
-                    "false (torch's native kernels) or null (torch's default)")
+    try:
+        return check_onednn(value)
+    except ValueError:
+        raise UserError(f"device.operating_points.points[{i}].onednn={value!r}: use true (oneDNN conv kernels), "
+                        "false (torch's native kernels) or null (torch's default)") from None
 
 
 class PointLatency:
