@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import torch  # noqa: E402
 
 import tasks.sr as sr  # noqa: E402
 from search.dnas_derive import fit_to_budget  # noqa: E402
+from search.dnas_select import best, candidate_fits, score_candidates  # noqa: E402
 from search.dnas_train import PHASES, LatencyTerm, SupernetPlan, train_supernet  # noqa: E402
 from search.errors import UserError  # noqa: E402
 from search.latency import LatencyEstimator, make_estimator  # noqa: E402
@@ -38,7 +40,8 @@ from tasks.sr.supernet import SRSupernet  # noqa: E402
 
 PLAN_KEYS = ("warmup_steps", "width_steps", "joint_steps", "batch_size", "patch_hr", "lr", "lr_final", "arch_lr",
              "latency_lambda", "tau_start", "tau_end", "calibrate_steps", "checkpoint_every", "eval_every")
-OTHER_KEYS = ("search_channels", "derive", "threshold", "tolerance", "profile", "smoke")
+OTHER_KEYS = ("search_channels", "derive", "threshold", "tolerance", "select", "select_steps", "select_lr",
+              "select_share", "profile", "smoke")
 
 
 def dnas_options(strategy_options: dict[str, Any]) -> dict[str, Any]:
@@ -127,12 +130,21 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
     from search.sr_run import train_and_write  # the Optuna path's outputs, shared
 
     threads = device.threads or 2
+    started = time.monotonic()
     opts = dnas_options(settings.strategy_options)
     sr_settings = SRSettings.from_task(task, settings.seed, threads)
     space, scale, run_dir = sr_settings.space, sr_settings.space.scale, settings.run_dir
     estimator = make_estimator(device, latency_cfg, scale, sr.build_model)
     floor_ms = check_budget(space, estimator, settings.budget_ms)
-    plan = make_plan(opts, settings.timeout_s, threads)
+    select = str(opts.get("select", "validation"))
+    if select not in ("validation", "none"):
+        raise UserError(f"strategy.select={select!r}: choose validation or none")
+    search_channels = bool(opts.get("search_channels", True))
+    selecting = select == "validation" and search_channels
+    share = float(opts.get("select_share", 0.2)) if selecting else 0.0
+    if not 0 <= share < 1:
+        raise UserError(f"strategy.select_share={share:g}: give a fraction in [0, 1)")
+    plan = make_plan(opts, settings.timeout_s * (1 - share), threads)
     _, final_patches, val, evals = load_data(sr_settings, settings.seed)
     patches = sr.TrainPatches(sr_settings.train_root, scale, plan.patch_hr, seed=settings.seed + 3,
                               val_images=sr_settings.val_images)
@@ -145,7 +157,7 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
           f"differentiable latency: {lat_desc}", flush=True)
 
     torch.manual_seed(settings.seed)
-    net = SRSupernet(space, search_channels=bool(opts.get("search_channels", True)), seed=settings.seed)
+    net = SRSupernet(space, search_channels=search_channels, seed=settings.seed)
     threshold, tolerance = float(opts.get("threshold", 0.5)), float(opts.get("tolerance", 0.05))
     mode = str(opts.get("derive", "expected"))
     if mode not in ("expected", "threshold"):
@@ -160,7 +172,8 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
 
     state = train_supernet(net, patches, val, plan, term, run_dir / "supernet_checkpoint.pt", trajectory_point)
     print(f"supernet: {state.step} steps done (phases {state.phases}, {state.elapsed_s:.0f} s of training)", flush=True)
-    fitted = fit_to_budget(net, check_ms, settings.budget_ms, tolerance, threshold, mode)
+    fitted, candidates = _choose(net, check_ms, settings, opts, plan, patches, val, threshold, tolerance, mode,
+                                 deadline=started + settings.timeout_s if selecting else None)
     if estimator.measured:  # the result reports the host's own timing of the chosen net
         print(f"fitted with the predictor at {fitted.latency_ms:.2f} ms; measuring it on this host", flush=True)
         fitted = dataclasses.replace(fitted, latency_ms=estimator.latency_ms(fitted.arch))
@@ -179,6 +192,7 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
         "latency_lambda": plan.latency_lambda, "differentiable_latency": lat_desc, "supernet_ms": supernet_ms,
         "read_off_arch": fitted.thresholded.to_dict(), "read_off_ms": fitted.thresholded_ms,
         "greedy_moves": fitted.moves, "kept_blocks": list(fitted.kept), "trajectory": state.trajectory,
+        "select": select, "candidates": candidates,
     }
 
     def plot(baselines: dict[str, Any], best: dict[str, Any], path: Path) -> None:
@@ -192,6 +206,26 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
                 "trials": []},
         study={"name": None, "storage": None, "strategy": "dnas"}, plot=plot, extra={"supernet": supernet},
     )
+
+
+def _choose(net: SRSupernet, check_ms: Any, settings: SearchSettings, opts: dict[str, Any], plan: SupernetPlan,
+            patches: Any, val: list[Any], threshold: float, tolerance: float, mode: str,
+            deadline: float | None) -> tuple[Any, list[dict[str, Any]]]:
+    """The fitted derivation, or (``deadline`` given: select by validation) the best of one
+    candidate per trunk width, each fine-tuned from the supernet's weights until the deadline."""
+    if deadline is None or not val:
+        return fit_to_budget(net, check_ms, settings.budget_ms, tolerance, threshold, mode), []
+    cands = candidate_fits(net, check_ms, settings.budget_ms, tolerance, threshold, mode)
+    recipe = sr.TrainRecipe(steps=int(opts.get("select_steps", 150)), batch_size=plan.batch_size,
+                            patch_hr=plan.patch_hr, lr=float(opts.get("select_lr", 5e-4)), lr_final=1e-5,
+                            seed=settings.seed + 5, threads=plan.threads)
+    print(f"dnas: choosing among {len(cands)} candidates (one per trunk width C) by validation PSNR after up to "
+          f"{recipe.steps} fine-tuning steps each from the supernet's weights", flush=True)
+    scored = score_candidates(net, cands, patches, val, recipe, deadline)
+    chosen = best(scored)
+    table = [{"arch": s.fitted.arch.to_dict(), "latency_ms": s.fitted.latency_ms, "steps": s.steps,
+              "val_psnr": s.val_psnr, "channels_fixed": s.channels_fixed, "chosen": s is chosen} for s in scored]
+    return chosen.fitted, table
 
 
 def write_trajectory_plot(trajectory: list[dict[str, Any]], best: dict[str, Any], budget_ms: float,

@@ -95,17 +95,24 @@ def _moves(cand: _Cand, space: SRSpace, scores: _Scores, grow: bool,
 
 
 def fit_to_budget(net: SRSupernet, predict: PredictFn, budget_ms: float, tolerance: float = 0.05,
-                  threshold: float = 0.5, mode: str = "expected", max_moves: int = 2000) -> Fitted:
+                  threshold: float = 0.5, mode: str = "expected", max_moves: int = 2000,
+                  channels: int | None = None) -> Fitted:
     """The architecture read off ``net`` (:meth:`SRSupernet.derive` with ``mode``), shrunk until ``predict`` puts it within
-    ``budget_ms``, then (when the budget binds) grown back towards ``(1 - tolerance) * budget_ms``."""
+    ``budget_ms``, then (when the budget binds) grown back towards ``(1 - tolerance) * budget_ms``.
+    ``channels``: hold the trunk width C at this value (read off and fitted with C fixed)."""
     space = net.space
     arch, kept = net.derive(threshold, mode)
     scores = _Scores(net)
+    move_c = net.search_channels
+    if channels is not None:
+        if channels not in space.channels:
+            raise ValueError(f"channels={channels} is not one of the space's {list(space.channels)}")
+        arch, move_c = WDSRBArch(space.scale, channels, arch.blocks), False
     cand = _Cand(arch.channels, tuple((b.m1, b.m2) for b in arch.blocks), tuple(kept))
     lat = predict([arch])[0]
     start_arch, start_ms, moves = arch, lat, 0
     while lat > budget_ms and moves < max_moves:
-        options = _moves(cand, space, scores, False, net.search_channels)
+        options = _moves(cand, space, scores, False, move_c)
         if not options:
             break
         lats = predict([c.arch(space.scale) for _, c in options])
@@ -116,7 +123,7 @@ def fit_to_budget(net: SRSupernet, predict: PredictFn, budget_ms: float, toleran
         moves += 1
     binds = predict([space.largest()])[0] > budget_ms
     while binds and lat < (1 - tolerance) * budget_ms and moves < max_moves:
-        options = _moves(cand, space, scores, True, net.search_channels)
+        options = _moves(cand, space, scores, True, move_c)
         lats = predict([c.arch(space.scale) for _, c in options]) if options else []
         ranked = [(gain / max(ms - lat, 1e-6), ms, c) for (gain, c), ms in zip(options, lats) if ms <= budget_ms]
         if not ranked:

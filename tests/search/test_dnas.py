@@ -135,3 +135,30 @@ def test_torch_surrogate_latency_drives_the_supernet(s21, tmp_path):
     net.set_search(width=True, depth=True)
     net.expected_latency_ms(block_ms, fixed_ms).backward()
     assert torch.all(net.gates.logits.grad > 0) and net.c_mask.logits.grad[-1] > 0
+
+
+def test_candidates_one_per_trunk_width_scored_from_the_supernets_weights(s21):
+    """select=validation: the plain derivation plus one fitted net per other C, all within the
+    budget, each fine-tuned from the supernet's weights; the best validation PSNR wins."""
+    from search.dnas_select import best, candidate_fits, score_candidates
+
+    space = SRSpace(max_blocks=3)
+    net = SRSupernet(space, seed=1)
+    with torch.no_grad():  # a collapsed C, as Adam leaves it: all mass on the narrowest width
+        net.c_mask.logits.copy_(torch.tensor([4.0, 0.0, 0.0, 0.0, -4.0]))
+    fits = candidate_fits(net, predict(s21), 20.0, 0.05, 0.5, "expected")
+    assert fits[0][1] is False and fits[0][0].arch.channels == 8  # the plain derivation comes first
+    widths = [f.arch.channels for f, fixed in fits if fixed]
+    assert widths == sorted(set(widths), reverse=True) and 24 in widths
+    assert len({f.arch for f, _ in fits}) == len(fits)
+    assert all(f.latency_ms <= 20.0 for f, _ in fits)
+    patches = sr.TrainPatches(scale=2, patch_hr=24, seed=0, val_images=1)
+    val = [v for v in patches.val_set()][:1]
+    recipe = sr.TrainRecipe(steps=2, batch_size=2, patch_hr=24, lr=5e-4, lr_final=1e-5, threads=1)
+    scored = score_candidates(net, fits[:3], patches, val, recipe, log=lambda _: None)
+    assert [s.steps for s in scored] == [2, 2, 2]
+    assert all(20 < s.val_psnr < 45 for s in scored)
+    assert best(scored).val_psnr == max(s.val_psnr for s in scored)
+    # a deadline already passed: one step each (training polls its stop after a step), still scored
+    assert [s.steps for s in score_candidates(net, fits[:2], patches, val, recipe, deadline=0.0,
+                                              log=lambda _: None)] == [1, 1]

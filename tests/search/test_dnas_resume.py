@@ -46,3 +46,5 @@ def test_killed_supernet_training_resumes_from_its_checkpoint(tmp_path):
     assert result["study"]["strategy"] == "dnas" and result["supernet"]["steps"] == TOTAL
     assert 0 < result["best"]["latency_ms"] <= 33.3
     assert [p["step"] for p in result["supernet"]["trajectory"]] == [4, 8, 12, 16]
+    chosen = [c for c in result["supernet"]["candidates"] if c["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["arch"] == result["best"]["arch"]
