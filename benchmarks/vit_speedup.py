@@ -2,6 +2,7 @@
 
     python benchmarks/vit_speedup.py [--repeats 50] [--batch 1] [--models deit_tiny_patch16_224 ...]
     python benchmarks/vit_speedup.py --runtime onnxruntime     # the exported ONNX models in onnxruntime
+    python benchmarks/vit_speedup.py --methods selector bound  # against the no-scoring bound
 
 Prints one row per (model, method, threads, batch): median full and pruned latency in ms and the
 speedup, selectors (or EViT's class-attention scoring) included. Keep rates (0.7, 0.49, 0.343)
@@ -20,8 +21,30 @@ import numpy as np
 import timm
 import torch
 
+from spaces.vit import default_stages, kept_tokens
 from tasks.vit import evit_baseline, patch_token_selectors
 from tasks.vit.timing import SpeedRow, measure_speedup
+
+
+class SliceBound(torch.nn.Module):
+    """The cheapest pruning at the same token counts (method ``bound``): the first ``keep`` patch
+    tokens stay and one mean token stands for the rest, no scoring at all. No token-pruning method
+    at these keep rates can run faster, so its speedup bounds what selectors or EViT can reach."""
+
+    def __init__(self, vit: torch.nn.Module, keep_rates: list[float], stages: tuple[int, ...]) -> None:
+        super().__init__()
+        self.vit, self.stages = vit, dict(zip(stages, keep_rates))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        vit, p = self.vit, self.vit.num_prefix_tokens
+        x = vit.norm_pre(vit._pos_embed(vit.patch_embed(images)))
+        n0 = x.shape[1] - p
+        for i, block in enumerate(vit.blocks):
+            if i in self.stages:
+                keep = kept_tokens(self.stages[i], n0)
+                x = torch.cat([x[:, :p + keep], x[:, p + keep:].mean(dim=1, keepdim=True)], dim=1)
+            x = block(x)
+        return vit.forward_head(vit.norm(x))
 
 
 def ort_speedup(full: torch.nn.Module, pruned: torch.nn.Module, images: torch.Tensor, threads: int,
@@ -58,7 +81,8 @@ def main() -> None:
     parser.add_argument("--keep-rates", nargs="+", type=float, default=[0.7, 0.49, 0.343])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--batch", nargs="+", type=int, default=[1])
-    parser.add_argument("--methods", nargs="+", default=["selector", "evit"])
+    parser.add_argument("--methods", nargs="+", default=["selector", "evit"], choices=["selector", "evit", "bound"],
+                        help="bound: first tokens kept, no scoring (SliceBound): the fastest any method can be")
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch")
@@ -73,8 +97,11 @@ def main() -> None:
         model = timm.create_model(name, pretrained=False).eval()
         size = model.patch_embed.img_size
         for method in args.methods:
-            build = patch_token_selectors if method == "selector" else evit_baseline
-            pruned = build(model, args.keep_rates).eval()
+            if method == "bound":
+                pruned = SliceBound(model, args.keep_rates, default_stages(len(model.blocks))).eval()
+            else:
+                build = patch_token_selectors if method == "selector" else evit_baseline
+                pruned = build(model, args.keep_rates).eval()
             for threads in args.threads:
                 for batch in args.batch:
                     images = torch.randn(batch, 3, *size, generator=gen)

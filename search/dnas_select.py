@@ -36,13 +36,16 @@ class Scored:
 def candidate_fits(net: SRSupernet, predict: PredictFn, budget_ms: float, tolerance: float,
                    threshold: float, mode: str) -> list[tuple[Fitted, bool]]:
     """The plain derivation first, then one fitted architecture per other trunk width, without
-    duplicates. ``(fitted, channels_fixed)`` each."""
+    duplicates, each within the budget and (when the budget binds) within ``tolerance`` under it,
+    as the plain one aims to be. ``(fitted, channels_fixed)`` each."""
     plain = fit_to_budget(net, predict, budget_ms, tolerance, threshold, mode)
     out, seen = [(plain, False)], {plain.arch}
+    binds = predict([net.space.largest()])[0] > budget_ms
+    floor_ms = (1 - tolerance) * budget_ms if binds else 0.0
     if net.search_channels:
         for c in sorted(net.space.channels, reverse=True):
             fitted = fit_to_budget(net, predict, budget_ms, tolerance, threshold, mode, channels=c)
-            if fitted.latency_ms <= budget_ms and fitted.arch not in seen:
+            if floor_ms <= fitted.latency_ms <= budget_ms and fitted.arch not in seen:
                 seen.add(fitted.arch)
                 out.append((fitted, True))
     return out

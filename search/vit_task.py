@@ -27,6 +27,7 @@ from tasks.vit.demo import (
     TeacherRecipe,
     build_demo_teacher,
     load_demo_data,
+    load_shipped_teacher,
     train_teacher,
 )
 
@@ -107,20 +108,35 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HWNAS_CACHE", Path.home() / ".cache" / "hwnas"))
 
 
+def teacher_key(settings: ViTSettings, seed: int) -> str:
+    """What the demo teacher's weights depend on, hashed: size, seed, recipe (not its logging),
+    and the validation split it must not see."""
+    recipe = {k: v for k, v in asdict(settings.teacher).items() if k != "log_every"}
+    spec = {"img_size": settings.img_size, "seed": seed, "recipe": recipe, "val_images": settings.val_images, "v": 2}
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def load_teacher(settings: ViTSettings, data: ViTData, seed: int) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The unpruned model. The demo teacher is trained on first use and cached (state dict,
-    loaded with ``weights_only=True``) under a key of its recipe, size and seed."""
+    """The unpruned model. The demo teacher is the one shipped in ``tasks/vit/assets`` when its
+    key (:func:`teacher_key`) matches the settings; otherwise it is trained on first use and cached
+    (state dict, loaded with ``weights_only=True``) under that key."""
     if settings.model_name != "demo":
         try:
             model = vit.load_model(settings.model_name, settings.checkpoint, num_classes=settings.num_classes)
         except vit.TokenPruneError as err:
             raise UserError(str(err)) from None
         return model.eval(), {"source": f"{settings.model_name} from {settings.checkpoint or 'random init'}"}
-    spec = {"img_size": settings.img_size, "seed": seed, "recipe": asdict(settings.teacher),
-            "val_images": settings.val_images, "v": 2}
-    key = hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+    key = teacher_key(settings, seed)
     path = cache_dir() / "vit" / f"demo_teacher_{key}.pt"
     model = build_demo_teacher(img_size=settings.img_size, seed=seed)
+    shipped = load_shipped_teacher(key)
+    if shipped is not None:
+        model.load_state_dict(shipped[0])
+        print(f"demo teacher: the one shipped with the project (held-out top-1 {100 * shipped[1]['test_top1']:.2f}%, "
+              f"{shipped[1]['recipe']['epochs']:g} epochs)")
+        return model.eval(), {"source": "demo teacher shipped in tasks/vit/assets (trained here with this recipe)",
+                              "test_top1": shipped[1]["test_top1"], "train_s": shipped[1]["train_s"],
+                              "steps": shipped[1]["steps"]}
     if path.is_file():
         model.load_state_dict(torch.load(path, weights_only=True))
         info = json.loads(path.with_suffix(".json").read_text())

@@ -10,6 +10,8 @@ fixed per-image cost dominates at batch 1 and pruning pays at batch >= 32 (docs/
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -52,6 +54,26 @@ class DemoData:
     @property
     def test(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self.test_images, self.test_labels
+
+
+SHIPPED_TEACHER_FORMAT = "hwnas.vit.demo_teacher"
+
+
+def load_shipped_teacher(key: str, folder: Path | None = None) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """``(state_dict, manifest)`` of the demo teacher shipped in ``assets/`` (or ``folder``) when
+    its manifest's ``key`` is ``key`` (else None). The weights' sha256 is checked against the manifest."""
+    folder = folder if folder is not None else Path(str(resources.files("tasks.vit") / "assets"))
+    manifest_path, weights = folder / "demo_teacher.json", folder / "demo_teacher.pt"
+    if not manifest_path.is_file() or not weights.is_file():
+        return None
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("format") != SHIPPED_TEACHER_FORMAT or manifest.get("key") != key:
+        return None
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    if digest != manifest.get("sha256"):
+        raise TokenPruneError(f"{weights}: sha256 {digest[:12]} does not match its manifest "
+                              f"({str(manifest.get('sha256'))[:12]}); reinstall the project")
+    return torch.load(weights, map_location="cpu", weights_only=True), manifest
 
 
 def demo_data_path() -> Path:

@@ -151,7 +151,7 @@ def test_candidates_one_per_trunk_width_scored_from_the_supernets_weights(s21):
     widths = [f.arch.channels for f, fixed in fits if fixed]
     assert widths == sorted(set(widths), reverse=True) and 24 in widths
     assert len({f.arch for f, _ in fits}) == len(fits)
-    assert all(f.latency_ms <= 20.0 for f, _ in fits)
+    assert all(0.95 * 20.0 <= f.latency_ms <= 20.0 for f, _ in fits[1:])  # the budget binds: within 5% under
     patches = sr.TrainPatches(scale=2, patch_hr=24, seed=0, val_images=1)
     val = [v for v in patches.val_set()][:1]
     recipe = sr.TrainRecipe(steps=2, batch_size=2, patch_hr=24, lr=5e-4, lr_final=1e-5, threads=1)
