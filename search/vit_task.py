@@ -111,7 +111,8 @@ def cache_dir() -> Path:
 def teacher_key(settings: ViTSettings, seed: int) -> str:
     """What the demo teacher's weights depend on, hashed: size, seed, recipe (not its logging),
     and the validation split it must not see."""
-    recipe = {k: v for k, v in asdict(settings.teacher).items() if k != "log_every"}
+    recipe = {k: float(v) if isinstance(v, int) and k in ("epochs", "lr") else v
+              for k, v in asdict(settings.teacher).items() if k != "log_every"}  # 100 and 100.0 alike
     spec = {"img_size": settings.img_size, "seed": seed, "recipe": recipe, "val_images": settings.val_images, "v": 2}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -66,12 +66,14 @@ class TokenPrunedViT(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.forward_with_aux(images)[0]
 
-    def forward_with_aux(self, images: torch.Tensor,
-                         generator: torch.Generator | None = None) -> tuple[torch.Tensor, PruneAux]:
-        """Logits (B, classes) and :class:`PruneAux`; ``generator`` seeds the Gumbel noise."""
+    def forward_with_aux(self, images: torch.Tensor, generator: torch.Generator | None = None,
+                         hard: bool = False) -> tuple[torch.Tensor, PruneAux]:
+        """Logits (B, classes) and :class:`PruneAux`; ``generator`` seeds the Gumbel noise.
+        ``hard``: the inference path (top-k, tokens removed) even in training mode, with gradients
+        (to the backbone, and to the selectors through the package token's weights)."""
         vit = self.vit
         x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(images))))
-        if self.training and self.method == "selector":
+        if self.training and self.method == "selector" and not hard:
             x, aux = self._soft_blocks(x, generator)
         else:
             x, aux = self._hard_blocks(x)

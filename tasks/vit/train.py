@@ -5,6 +5,11 @@ loss = CE(student, label)
        + token_weight * MSE(student, teacher) over the final tokens the student kept
        + keep_weight  * sum over stages of (mean keep ratio - target)^2
 The teacher is the unpruned model; the student runs the Gumbel + straight-through path.
+
+The last ``hard_steps`` steps run the inference path instead (top-k, exactly the kept count,
+dropped tokens fused into the package token) with CE + KL only: the soft path masks tokens out
+of attention and keeps a varying count per image, so a backbone tuned only there meets a
+different token set at inference.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class SelectorRecipe:
     kl_temperature: float = 1.0
     token_weight: float = 0.5
     keep_weight: float = 2.0
+    hard_steps: int = 0  # the last this many steps on the inference path (top-k), CE + KL only
     seed: int = 0
     time_budget_s: float | None = None
 
@@ -72,6 +78,19 @@ def selector_loss(student: TokenPrunedViT, teacher: nn.Module, images: torch.Ten
     return loss, terms
 
 
+def hard_loss(student: TokenPrunedViT, teacher: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+              recipe: SelectorRecipe) -> tuple[torch.Tensor, dict[str, float]]:
+    """CE + KL on the inference path (top-k), the student in training mode."""
+    with torch.no_grad():
+        t_logits = teacher(images)
+    logits, _ = student.forward_with_aux(images, hard=True)
+    ce = F.cross_entropy(logits, labels)
+    temp = recipe.kl_temperature
+    kl = F.kl_div(F.log_softmax(logits / temp, -1), F.log_softmax(t_logits / temp, -1),
+                  reduction="batchmean", log_target=True) * temp * temp
+    return ce + recipe.kl_weight * kl, {"ce": ce.item(), "kl": kl.item()}
+
+
 def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
                     recipe: SelectorRecipe = SelectorRecipe(),
                     keep_targets: Sequence[float] | None = None) -> SelectorLog:
@@ -83,6 +102,8 @@ def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
     """
     if not isinstance(student, TokenPrunedViT) or student.selectors is None:
         raise TokenPruneError("student must come from patch_token_selectors()")
+    if not 0 <= recipe.hard_steps <= recipe.steps:
+        raise TokenPruneError(f"hard_steps={recipe.hard_steps} must be within [0, steps={recipe.steps}]")
     targets = tuple(student.keep_rates if keep_targets is None else keep_targets)
     if len(targets) != len(student.stages):
         raise TokenPruneError(f"{len(targets)} keep targets for {len(student.stages)} stages")
@@ -110,7 +131,10 @@ def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
             images, labels = next(batches)
-            loss, terms = selector_loss(student, teacher, images, labels, targets, recipe, gen)
+            if step >= recipe.steps - recipe.hard_steps:
+                loss, terms = hard_loss(student, teacher, images, labels, recipe)
+            else:
+                loss, terms = selector_loss(student, teacher, images, labels, targets, recipe, gen)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -124,6 +148,6 @@ def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
             q.requires_grad_(True)
         student.eval()
     log.seconds = time.perf_counter() - start
-    last = history[-20:]
+    last = [h for h in history[-20:] if h.keys() == history[-1].keys()]
     log.parts = {k: sum(h[k] for h in last) / len(last) for k in last[0]} if last else {}
     return log

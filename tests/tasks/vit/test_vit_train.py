@@ -71,3 +71,21 @@ def test_train_selectors_lowers_the_objective(demo):
     assert log.steps == 40 and not student.training
     assert after < before, (before, after, log.parts)
     assert abs(log.parts["keep_ratio_last"] - RATES[-1]) < 0.1
+
+
+def test_hard_phase_trains_on_the_inference_path(demo):
+    """``hard_steps``: the last steps run top-k exactly as inference does; gradients reach the
+    backbone and (through the package token's weights) every selector's scoring head."""
+    data, teacher, _ = demo
+    student = patch_token_selectors(copy.deepcopy(teacher), RATES, STAGES).train()
+    images, labels = data.train_images[:16], data.train_labels[:16]
+    logits, aux = student.forward_with_aux(images, hard=True)
+    assert aux.mask is None and aux.tokens.shape[1] == 1 + 17 + 1  # round(0.343 x 49) patches kept, package
+    F.cross_entropy(logits, labels).backward()
+    assert student.vit.blocks[-1].mlp.fc2.weight.grad.abs().sum() > 0
+    for i, selector in enumerate(student.selectors):
+        assert selector.w_score.grad is not None and selector.w_score.grad.abs().sum() > 0, i
+    with torch.no_grad():
+        assert torch.allclose(student.eval()(images), logits, atol=1e-5)  # the very path inference runs
+    log = train_selectors(student, teacher, data.train, SelectorRecipe(steps=6, hard_steps=2, backbone_lr=1e-4))
+    assert log.steps == 6 and set(log.parts) == {"ce", "kl"}  # the last steps were hard ones
