@@ -42,6 +42,7 @@ class ViTSettings:
     keep_ratio: tuple[float, float, float]
     min_keep: float
     budget_fraction: float
+    confirm_margin: float
     batch: int
     data_root: Path | None
     val_images: int
@@ -66,6 +67,7 @@ class ViTSettings:
                 keep_ratio=tuple(float(v) for v in task.get("keep_ratio", (0.5, 1.0, 0.05))),  # type: ignore[arg-type]
                 min_keep=float(task.get("min_keep", 0.1)),
                 budget_fraction=float(task.get("budget_fraction", 0.7)),
+                confirm_margin=float(task.get("confirm_margin", 0.0)),
                 batch=int(task.get("batch", 1)),
                 data_root=Path(data["root"]) if data.get("root") else None,
                 val_images=int(data.get("val_images", 500)),
