@@ -23,6 +23,7 @@ from search.sr_task import (
     load_data,
     train_and_evaluate,
 )
+from search.startup import feasible_design
 from search.storage import redact
 from search.study import open_study, run_study, search_only_result
 from spaces import arch_from_dict, save_arch
@@ -51,6 +52,14 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
         # A known-feasible first candidate (the cheapest member; check_budget proved it fits), so
         # that even a tiny study ends with a trained architecture within the budget.
         study.enqueue_trial(sr_settings.space.params_of(sr_settings.space.smallest()))
+        n_start = int(settings.strategy_options.get("feasible_startup", 0))
+        if n_start > 0 and not estimator.measured:  # see search.startup: a cheap latency model only
+            design = feasible_design(sr_settings.space, estimator.latencies_ms, settings.budget_ms, n_start,
+                                     settings.seed)
+            for arch in design:
+                study.enqueue_trial(sr_settings.space.params_of(arch))
+            print(f"start: {len(design)} feasible architectures, trunk widths in turn "
+                  f"({', '.join(f'C{a.channels} x{a.depth}' for a in design)})", flush=True)
     objective = Objective(sr_settings, estimator, settings.budget_ms, settings.near_budget,
                           proxy_patches, val, two_objectives=settings.strategy == "nsga2")
     run_study(study, objective, settings, describe_trial, catch=(sr.DivergedError,))
