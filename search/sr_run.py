@@ -52,8 +52,11 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
         # A known-feasible first candidate (the cheapest member; check_budget proved it fits), so
         # that even a tiny study ends with a trained architecture within the budget.
         study.enqueue_trial(sr_settings.space.params_of(sr_settings.space.smallest()))
-        n_start = int(settings.strategy_options.get("feasible_startup", 0))
-        if n_start > 0 and not estimator.measured:  # see search.startup: a cheap latency model only
+        # Not on a shared study: workers starting together would each enqueue it, and the
+        # surplus would outlive n_trials as waiting trials. At most n_trials - 1 (the cheapest above).
+        local = settings.storage == f"sqlite:///{(settings.run_dir / 'study.db').resolve()}"
+        n_start = min(int(settings.strategy_options.get("feasible_startup", 0)), settings.n_trials - 1)
+        if n_start > 0 and local and not estimator.measured:  # see search.startup: a cheap latency model only
             design = feasible_design(sr_settings.space, estimator.latencies_ms, settings.budget_ms, n_start,
                                      settings.seed)
             for arch in design:
