@@ -38,6 +38,11 @@ def _int(value: Any, name: str, *, minimum: int = 0) -> int:
     return int(value)
 
 
+def run_storage(run_dir: Path) -> str:
+    """The default study storage: SQLite in the run directory (not shared with other workers)."""
+    return f"sqlite:///{(run_dir / 'study.db').resolve()}"
+
+
 @dataclass(frozen=True)
 class DeviceProfile:
     """The hardware target: its input resolution, budget and default latency model."""
@@ -97,7 +102,7 @@ class SearchSettings:
             raise UserError(f"unknown strategy {name!r}; choose strategy=" + "|".join(STRATEGIES))
         budget = cfg.get("budget_ms")
         budget_ms = device.budget_ms if budget is None else _number(budget, "budget_ms")
-        storage = cfg.search.get("storage") or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+        storage = cfg.search.get("storage") or run_storage(run_dir)
         study_name = cfg.search.get("study_name") or f"{cfg.task.name}-{device.name}-{budget_ms:g}ms-{name}"
         near = _number(cfg.search.get("near_budget", 1.1), "search.near_budget")
         if near < 1.0:

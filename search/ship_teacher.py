@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import tempfile
 from dataclasses import asdict
 from importlib import resources
@@ -39,9 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = ViTSettings.from_task(task, args.seed)
     if args.state is None:
         with tempfile.TemporaryDirectory() as tmp:
-            import os
-
-            os.environ["HWNAS_CACHE"] = tmp
+            os.environ["HWNAS_CACHE"] = tmp  # train afresh, not from a user's cache
             model, info = load_teacher(settings, load_vit_data(settings, args.seed), args.seed)
             state = model.state_dict()
     else:

@@ -13,7 +13,7 @@ from search import report
 from search.errors import UserError
 from search.latency import make_estimator
 from search.progress import best_feasible
-from search.settings import DeviceProfile, SearchSettings
+from search.settings import DeviceProfile, SearchSettings, run_storage
 from search.sr_task import (
     Objective,
     SRSettings,
@@ -54,7 +54,7 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
         study.enqueue_trial(sr_settings.space.params_of(sr_settings.space.smallest()))
         # Not on a shared study: workers starting together would each enqueue it, and the
         # surplus would outlive n_trials as waiting trials. At most n_trials - 1 (the cheapest above).
-        local = settings.storage == f"sqlite:///{(settings.run_dir / 'study.db').resolve()}"
+        local = settings.storage == run_storage(settings.run_dir)
         n_start = min(int(settings.strategy_options.get("feasible_startup", 0)), settings.n_trials - 1)
         if n_start > 0 and local and not estimator.measured:  # see search.startup: a cheap latency model only
             design = feasible_design(sr_settings.space, estimator.latencies_ms, settings.budget_ms, n_start,

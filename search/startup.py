@@ -20,9 +20,8 @@ from collections.abc import Callable, Sequence
 from spaces.sr import SRSpace, WDSRBArch, WDSRBlock
 
 
-def _draw(space: SRSpace, rng: random.Random, channels: int, max_depth: int) -> WDSRBArch:
-    m1 = list(range(space.m1[0], space.m1[1] + 1, space.m1[2]))
-    m2 = list(range(space.m2[0], space.m2[1] + 1, space.m2[2]))
+def _draw(space: SRSpace, rng: random.Random, channels: int, max_depth: int, m1: list[int],
+          m2: list[int]) -> WDSRBArch:
     depth = rng.randint(space.min_blocks, max_depth)
     return WDSRBArch(space.scale, channels, tuple(WDSRBlock(rng.choice(m1), rng.choice(m2)) for _ in range(depth)))
 
@@ -34,6 +33,7 @@ def feasible_design(space: SRSpace, latencies_ms: Callable[[Sequence[WDSRBArch]]
     width that fits at the narrowest block widths, so tight budgets do not waste the draws."""
     rng = random.Random(seed)
     widths = sorted(space.channels, reverse=True)
+    m1, m2 = (list(range(lo, hi + 1, step)) for lo, hi, step in (space.m1, space.m2))
     deepest = {}
     for c in widths:
         narrow = [WDSRBArch(space.scale, c, (WDSRBlock(space.m1[0], space.m2[0]),) * d)
@@ -41,11 +41,12 @@ def feasible_design(space: SRSpace, latencies_ms: Callable[[Sequence[WDSRBArch]]
         fits = [a.depth for a, ms in zip(narrow, latencies_ms(narrow)) if ms <= budget_ms]
         if fits:
             deepest[c] = max(fits)
+    usable = [w for w in widths if w in deepest]
     out: list[WDSRBArch] = []
     turn, misses = 0, 0
-    while len(out) < n and deepest and misses < max_batches:
-        c = [w for w in widths if w in deepest][turn % len(deepest)]
-        cands = [_draw(space, rng, c, deepest[c]) for _ in range(batch)]
+    while len(out) < n and usable and misses < max_batches:
+        c = usable[turn % len(usable)]
+        cands = [_draw(space, rng, c, deepest[c], m1, m2) for _ in range(batch)]
         ok = [a for a, ms in zip(cands, latencies_ms(cands)) if low * budget_ms <= ms <= budget_ms and a not in out]
         if ok:
             out.append(ok[0])

@@ -106,7 +106,7 @@ def run_vit(task: dict[str, Any], device: DeviceProfile, settings: SearchSetting
 
 def confirmed_best(setup: ViTSetup, study: Any, max_checks: int = 8, rounds: int = 5) -> Any:
     """The best feasible trial that still meets the budget when timed again with the final
-    statistic (least of three interleaved round medians).
+    statistic (least of ``rounds`` interleaved round medians).
 
     One timing per trial lets noise pick winners: of many candidates near the budget, those timed
     low pass (measured here: a winner timed within 16.11 ms ran 18.12 ms after fine-tuning). The
