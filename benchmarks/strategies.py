@@ -8,6 +8,10 @@ then prints one table: predicted latency, PSNR-Y on the held-out validation imag
 and Set14 after the final training, and wall times. The last lines check, per budget, that the
 better of TPE and dnas beats random search on Set5.
 
+dnas's final training fine-tunes the supernet's weights (``strategy.final_init=supernet``, the
+paper's last phase): its search time also trains the weights it hands on. For comparison, the
+table's notes give the same derived net trained from scratch with the common recipe.
+
 One final training is a noisy score of an architecture: at these budgets the strategies' winners
 often differ by less than the final training's seed-to-seed spread. ``--final-seeds K`` trains
 each winner K-1 more times (same recipe, other seeds; identical winners share their trainings) and
@@ -36,9 +40,34 @@ STRATEGIES = ("tpe", "nsga2", "random", "dnas")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def retrain_set5(arch: dict, seed: int, final_steps: int, cache: Path) -> float:
-    """Set5 PSNR-Y of ``arch`` after the task's final training with ``seed`` (cached by arch and seed)."""
-    key = json.dumps({"arch": arch, "seed": seed, "steps": final_steps}, sort_keys=True)
+def inherited_weights(run_dir: Path, result: dict) -> dict | None:
+    """The supernet weights a dnas run's final training started from (``final_init=supernet``),
+    sliced again from the run's supernet checkpoint; None for every other run."""
+    sup = result.get("supernet") or {}
+    if sup.get("final_init") != "supernet":
+        return None
+    import torch
+    from omegaconf import OmegaConf
+
+    from search.sr_task import SRSettings
+    from spaces import arch_from_dict
+    from tasks.sr.supernet import SRSupernet
+
+    task = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "task" / "sr.yaml"))
+    space = SRSettings.from_task(task, 0, threads=2).space
+    arch = arch_from_dict(result["best"]["arch"])
+    net = SRSupernet(space, search_channels=bool(sup.get("search_channels", True)))
+    doc = torch.load(run_dir / "supernet_checkpoint.pt", weights_only=True, map_location="cpu")
+    net.load_state_dict(doc["net"])
+    return net.subnet_state_dict(arch, sup["kept_blocks"])
+
+
+def retrain_set5(arch: dict, seed: int, final_steps: int, cache: Path, init: dict | None = None,
+                 init_key: str = "scratch") -> float:
+    """Set5 PSNR-Y of ``arch`` after the task's final training with ``seed``, from ``init`` (a
+    state dict, named ``init_key`` in the cache) or from scratch (cached by arch, seed, init)."""
+    key = json.dumps({"arch": arch, "seed": seed, "steps": final_steps}
+                     | ({"init": init_key} if init is not None else {}), sort_keys=True)
     done = json.loads(cache.read_text()) if cache.exists() else {}
     if key in done:
         return done[key]
@@ -52,7 +81,7 @@ def retrain_set5(arch: dict, seed: int, final_steps: int, cache: Path) -> float:
     settings = SRSettings.from_task(task, seed, threads=2)
     _, patches, _, evals = load_data(settings, seed)
     _, scores = train_and_evaluate(arch_from_dict(arch), settings.final, patches, {"set5": evals["set5"]},
-                                   f"seed {seed}")
+                                   f"seed {seed}", init_state=init)
     done[key] = scores["eval"]["set5"]["psnr"]
     cache.write_text(json.dumps(done, indent=0))
     return done[key]
@@ -109,11 +138,17 @@ def main() -> int:
             result = run_one(strategy, budget, args)
             rows.append(row(strategy, budget, result))
             if "error" not in rows[-1]:
+                run_dir, cache = Path(args.out) / f"{strategy}-{budget:g}ms", Path(args.out) / "retrain.json"
+                init = inherited_weights(run_dir, result)
                 runs = [rows[-1]["set5"]] + [
-                    retrain_set5(result["best"]["arch"], args.seed + 1000 * k, args.final_steps,
-                                 Path(args.out) / "retrain.json") for k in range(1, args.final_seeds)]
+                    retrain_set5(result["best"]["arch"], args.seed + 1000 * k, args.final_steps, cache, init,
+                                 f"supernet:{run_dir.resolve()}") for k in range(1, args.final_seeds)]
                 rows[-1]["set5_runs"] = runs
                 rows[-1]["set5_mean"] = statistics.mean(runs)
+                if init is not None:  # the same net without the supernet's weights, for comparison
+                    rows[-1]["set5_scratch"] = statistics.mean(
+                        retrain_set5(result["best"]["arch"], args.seed + 1000 * k, args.final_steps, cache)
+                        for k in range(args.final_seeds))
             print(f"  {rows[-1]}", flush=True)
     print(f"\nsearch cap {args.search_s:g} s per run, final training {args.final_steps} steps, seed {args.seed}, "
           f"{args.final_seeds} final training(s) per winner\n")
@@ -129,6 +164,11 @@ def main() -> int:
               f"{r['set5']:.2f} | {r['set5_mean']:.3f} ({runs}) | {r['set14']:.2f} | {r['depth']} | {r['channels']} | "
               f"{r['searched']} | "
               f"{r['search_s']:.0f} | {r['final_s']:.0f} |")
+    print()
+    for r in rows:
+        if "set5_scratch" in r:
+            print(f"{r['budget_ms']:g} ms dnas: its derived net trained from scratch instead of from the supernet's "
+                  f"weights: Set5 mean {r['set5_scratch']:.3f} (vs {r['set5_mean']:.3f} fine-tuned)")
     print()
     ok = True
     for budget in args.budgets:

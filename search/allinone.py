@@ -30,7 +30,8 @@ from tasks.sr.allinone import AllInOneWDSRB, build_allinone, repoint, save_allin
 from tasks.sr.allinone_train import train_allinone
 
 DEFAULTS: dict[str, Any] = {
-    "target": 0.92, "level": 0.05, "spare_levels": 5, "level_step": 0.85, "channels": 16, "m1": 64, "m2": 16, "points": None, "n_random": 2,
+    "target": 0.92, "level": 0.05, "spare_levels": 7, "level_step": 0.9, "channels": 16, "m1": 64, "m2": 16, "points": None,
+    "n_random": None,
     "compare_alone": True, "search_rounds": 3, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
     "measure": {"warmup": 3, "min_repeats": 8, "max_repeats": 20},
 }
@@ -97,6 +98,7 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     except sr.DataError as err:
         raise UserError(str(err)) from None
     recipe = sr_settings.final
+    n_random = len(trained) if opts["n_random"] is None else int(opts["n_random"])  # None: every level, every step
     start_state = patches.state_dict()
     torch.manual_seed(settings.seed)
     model = build_allinone(trained)
@@ -104,7 +106,7 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     print(f"training {what} together ({recipe.steps} steps, sandwich rule)")
     t0 = time.monotonic()
     try:
-        train_allinone(model, patches, recipe, n_random=int(opts["n_random"]), progress=_progress("allinone", recipe.steps))
+        train_allinone(model, patches, recipe, n_random=n_random, progress=_progress("allinone", recipe.steps))
     except sr.DivergedError as err:
         raise UserError(f"All-in-One training diverged: {err}; lower task.final.lr") from None
     train_s = time.monotonic() - t0
@@ -178,7 +180,7 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
         "switch_ms": switch["median_ms"], "switch": switch,
         "export": export,
         "recipe": {"steps": recipe.steps, "batch_size": recipe.batch_size, "patch_hr": recipe.patch_hr,
-                   "lr": recipe.lr, "n_random": int(opts["n_random"])},
+                   "lr": recipe.lr, "n_random": n_random},
         "timing_s": {"search": round(search_s, 1), "train_allinone": round(train_s, 1),
                      "train_alone": round(alone_s, 1), "eval_allinone": round(eval_s, 1),
                      "final_latency": round(latency_s, 1)},

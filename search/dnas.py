@@ -38,9 +38,10 @@ from search.settings import DeviceProfile, SearchSettings  # noqa: E402
 from search.sr_task import SRSettings, check_budget, load_data  # noqa: E402
 from tasks.sr.supernet import SRSupernet  # noqa: E402
 
-PLAN_KEYS = ("warmup_steps", "width_steps", "joint_steps", "batch_size", "patch_hr", "lr", "lr_final", "arch_lr",
+PLAN_KEYS = ("warmup_steps", "width_steps", "joint_steps", "batch_size", "patch_hr", "lr", "lr_final", "arch_lr", "arch_optimizer",
+             "arch_from",
              "latency_lambda", "tau_start", "tau_end", "calibrate_steps", "checkpoint_every", "eval_every")
-OTHER_KEYS = ("search_channels", "derive", "threshold", "tolerance", "select", "select_steps", "select_lr",
+OTHER_KEYS = ("search_channels", "derive", "threshold", "tolerance", "select", "select_steps", "select_lr", "final_init",
               "select_share", "profile", "smoke")
 
 
@@ -139,6 +140,9 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
     select = str(opts.get("select", "validation"))
     if select not in ("validation", "none"):
         raise UserError(f"strategy.select={select!r}: choose validation or none")
+    final_init = str(opts.get("final_init", "supernet"))
+    if final_init not in ("supernet", "scratch"):
+        raise UserError(f"strategy.final_init={final_init!r}: choose supernet or scratch")
     search_channels = bool(opts.get("search_channels", True))
     selecting = select == "validation" and search_channels
     share = float(opts.get("select_share", 0.2)) if selecting else 0.0
@@ -182,17 +186,20 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
                         "even after shrinking; raise the budget")
     arch = fitted.arch
     derived_model = sr.build_model(arch)
-    derived_model.load_state_dict(net.subnet_state_dict(arch, list(fitted.kept)))
+    inherited = net.subnet_state_dict(arch, list(fitted.kept))
+    derived_model.load_state_dict(inherited)
     val_proxy = sr.evaluate.evaluate(derived_model, val, scale)["psnr"] if val else math.nan
     print(f"derived: {arch.depth} blocks, C={arch.channels}, blocks {[[b.m1, b.m2] for b in arch.blocks]}, "
           f"{fitted.latency_ms:.2f} ms (read off {fitted.thresholded_ms:.2f} ms, {fitted.moves} greedy moves); "
-          f"training it with task.final ({sr_settings.final.steps} steps)", flush=True)
+          f"training it with task.final ({sr_settings.final.steps} steps, from "
+          f"{'the supernet' if final_init == 'supernet' else 'scratch'})", flush=True)
     supernet = {
         "steps": state.step, "phases": dict(zip(PHASES, state.phases)), "train_s": round(state.elapsed_s, 1),
         "latency_lambda": plan.latency_lambda, "differentiable_latency": lat_desc, "supernet_ms": supernet_ms,
         "read_off_arch": fitted.thresholded.to_dict(), "read_off_ms": fitted.thresholded_ms,
         "greedy_moves": fitted.moves, "kept_blocks": list(fitted.kept), "trajectory": state.trajectory,
-        "select": select, "candidates": candidates,
+        "select": select, "candidates": candidates, "final_init": final_init,
+        "search_channels": search_channels,
     }
 
     def plot(baselines: dict[str, Any], best: dict[str, Any], path: Path) -> None:
@@ -205,6 +212,7 @@ def run_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettin
         trials={"n_total": 0, "n_complete": 0, "n_trained": 0, "n_feasible": 0, "n_failed": 0, "n_pruned": 0,
                 "trials": []},
         study={"name": None, "storage": None, "strategy": "dnas"}, plot=plot, extra={"supernet": supernet},
+        init_state=inherited if final_init == "supernet" else None,
     )
 
 

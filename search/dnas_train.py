@@ -6,7 +6,8 @@ Loss in the search phases (Wu, Gong et al., ECCV 2022)::
     L1(net(lr), hr) + lambda * max(0, (latency - target) / (latency_supernet - target))
 
 where ``latency`` is the supernet's expected latency (ms) from a differentiable latency model.
-Weights (Adam, cosine decay) and architecture logits (Adam) step on the same batch.
+Weights (Adam, cosine decay) and architecture logits (``arch_optimizer``: shared-scale Adam by
+default, see :mod:`search.arch_optim`) step on the same batch.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from search.arch_optim import SharedScaleAdam
 from search.progress import fmt_s
 from tasks.sr.data import TrainPatches
 from tasks.sr.evaluate import evaluate
@@ -30,6 +32,7 @@ from tasks.sr.supernet import BlockLatencyFn, FixedLatencyFn, SRSupernet
 CHECKPOINT_FORMAT = "hwnas.search.dnas_supernet"
 CHECKPOINT_VERSION = 1
 PHASES = ("warmup", "width", "joint")
+ARCH_OPTIMIZERS = ("shared", "adam")  # search.arch_optim.SharedScaleAdam, or torch's Adam
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class SupernetPlan:
     lr: float = 1e-3
     lr_final: float = 1e-4
     arch_lr: float = 0.05
+    arch_optimizer: str = "shared"
+    arch_from: str = "joint"
     latency_lambda: float = 1.0
     tau_start: float = 2.0
     tau_end: float = 0.3
@@ -66,6 +71,10 @@ class SupernetPlan:
         if not (self.lr > 0 and self.arch_lr > 0 and self.latency_lambda >= 0 and self.tau_end > 0
                 and self.tau_start >= self.tau_end):
             raise ValueError(f"need lr, arch_lr > 0, latency_lambda >= 0, tau_start >= tau_end > 0: {self}")
+        if self.arch_optimizer not in ARCH_OPTIMIZERS:
+            raise ValueError(f"arch_optimizer must be one of {ARCH_OPTIMIZERS}, got {self.arch_optimizer!r}")
+        if self.arch_from not in PHASES[1:]:
+            raise ValueError(f"arch_from must be one of {PHASES[1:]}, got {self.arch_from!r}")
         if self.checkpoint_every < 1 or self.eval_every < 1 or self.batch_size < 1:
             raise ValueError(f"checkpoint_every, eval_every and batch_size must be >= 1: {self}")
 
@@ -145,6 +154,12 @@ def load_checkpoint(path: Path, net: SRSupernet, opts: dict[str, torch.optim.Opt
                          trajectory=list(doc["trajectory"]), calibrated=bool(doc["calibrated"]))
 
 
+def _arch_optimizer(plan: SupernetPlan, net: SRSupernet) -> torch.optim.Optimizer:
+    if plan.arch_optimizer == "adam":
+        return torch.optim.Adam(net.arch_parameters(), lr=plan.arch_lr, betas=(0.5, 0.999))
+    return SharedScaleAdam(net.arch_parameters(), lr=plan.arch_lr, betas=(0.5, 0.999))
+
+
 def _tau(plan: SupernetPlan, state: SupernetState, step: int) -> float:
     search = state.phases[1] + state.phases[2]
     t = min(max(step - state.phases[0], 0) / max(search - 1, 1), 1.0)
@@ -183,7 +198,7 @@ def train_supernet(
     """Run (or resume) the three phases; returns the final state. ``trajectory_point(net, state,
     point)`` completes each trajectory point (e.g. with the derived net's predicted latency)."""
     opts = {"weights": torch.optim.Adam(net.weight_parameters(), lr=plan.lr),
-            "arch": torch.optim.Adam(net.arch_parameters(), lr=plan.arch_lr, betas=(0.5, 0.999))}
+            "arch": _arch_optimizer(plan, net)}
     state = SupernetState(phases=[plan.warmup_steps, plan.width_steps, plan.joint_steps])
     if checkpoint.exists():
         state = load_checkpoint(checkpoint, net, opts, patches)
@@ -211,13 +226,14 @@ def train_supernet(
                 raise FloatingPointError(f"supernet L1 became {l1.item()} at step {step + 1}; lower the lr")
             loss = l1
             exp_ms = net.expected_latency_ms(latency.block_ms, latency.fixed_ms)
-            if phase != "warmup":
+            learn_arch = PHASES.index(phase) >= PHASES.index(plan.arch_from)
+            if learn_arch:
                 loss = loss + plan.latency_lambda * latency.penalty(exp_ms)
             for o in opts.values():
                 o.zero_grad(set_to_none=True)
             loss.backward()
             opts["weights"].step()
-            if phase != "warmup":
+            if learn_arch:
                 opts["arch"].step()
             state.step += 1
             state.elapsed_s = base_elapsed + time.monotonic() - started

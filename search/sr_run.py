@@ -97,16 +97,19 @@ def train_and_write(
     device: DeviceProfile, settings: SearchSettings, final_patches: Any, val: list[Any],
     evals: dict[str, list[Any]], trials: dict[str, Any], study: dict[str, Any],
     plot: Callable[[dict[str, Any], dict[str, Any], Path], None], extra: dict[str, Any] | None = None,
+    init_state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Whatever strategy found ``arch``: train it with ``task.final`` (resumable), write
     ``model.pt``, ``arch.json``, ``model.onnx``, train the baselines with the same recipe, draw
     ``plot(baselines, best, path)`` into ``pareto.png``, write ``report.md``; returns the result.
-    ``found`` (e.g. ``trial``, ``val_psnr_proxy``) and ``extra`` go into the result as they are."""
+    ``found`` (e.g. ``trial``, ``val_psnr_proxy``) and ``extra`` go into the result as they are.
+    ``init_state``: the final training fine-tunes these weights (dnas: the supernet's) instead of
+    starting afresh; baselines always start afresh."""
     scale = arch.scale
     run_dir = settings.run_dir
     model, best_scores = train_and_evaluate(
         arch, sr_settings.final, final_patches, evals, "searched",
-        checkpoint=run_dir / "final_checkpoint.pt",
+        checkpoint=run_dir / "final_checkpoint.pt", init_state=init_state,
     )
     best_scores["val_psnr"] = evaluate(model, val, scale)["psnr"] if val else None
     sr.save_weights(model, run_dir / "model.pt")

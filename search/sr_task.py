@@ -155,9 +155,13 @@ def describe_trial(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def train_and_evaluate(arch: Any, recipe: sr.TrainRecipe, patches: Any, evals: dict[str, list[Any]],
-                       label: str, checkpoint: Path | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Train ``arch`` with ``recipe`` (bicubic needs none) and evaluate it on every eval set."""
+                       label: str, checkpoint: Path | None = None,
+                       init_state: dict[str, torch.Tensor] | None = None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Train ``arch`` with ``recipe`` (bicubic needs none) and evaluate it on every eval set.
+    ``init_state``: weights to start from (fine-tuning) instead of a fresh initialisation."""
     model = sr.build_model(arch)
+    if init_state is not None:
+        model.load_state_dict(init_state)
     started = time.monotonic()
     last = [started]
 

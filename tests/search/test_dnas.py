@@ -162,3 +162,37 @@ def test_candidates_one_per_trunk_width_scored_from_the_supernets_weights(s21):
     # a deadline already passed: one step each (training polls its stop after a step), still scored
     assert [s.steps for s in score_candidates(net, fits[:2], patches, val, recipe, deadline=0.0,
                                               log=lambda _: None)] == [1, 1]
+
+
+@pytest.mark.parametrize("arch_from", ["joint", "width"])
+def test_logits_learn_from_the_phase_named_by_arch_from(s21, tmp_path, arch_from):
+    """The default (joint): the width phase samples widths and trains only the weights, so a
+    tight budget cannot collapse every width before depth is searched (16 blocks at 16 ms)."""
+    space = SRSpace(max_blocks=2, m1=(8, 32, 8))
+    patches = sr.TrainPatches(scale=2, patch_hr=24, seed=0, val_images=1)
+    term = LatencyTerm(s21.torch_block_latency, None, 2.0, predict(s21)([space.largest()])[0])
+    plan = SupernetPlan(warmup_steps=1, width_steps=3, joint_steps=0, batch_size=2, patch_hr=24,
+                        arch_from=arch_from, eval_every=100, threads=1)
+    net = SRSupernet(space, seed=1)
+    logits = [p.detach().clone() for p in net.arch_parameters()]
+    weights = [p.detach().clone() for p in net.weight_parameters()]
+    train_supernet(net, patches, [], plan, term, tmp_path / "ck.pt", lambda *a: None)
+    moved = any(not torch.equal(a, b.detach()) for a, b in zip(logits, net.arch_parameters()))
+    assert moved == (arch_from == "width")
+    assert any(not torch.equal(a, b.detach()) for a, b in zip(weights, net.weight_parameters()))
+    with pytest.raises(ValueError, match="arch_from"):
+        SupernetPlan(warmup_steps=1, width_steps=1, joint_steps=1, arch_from="warmup")
+
+
+def test_final_training_can_start_from_given_weights():
+    from search.sr_task import train_and_evaluate
+    from spaces import WDSRBArch, WDSRBlock
+
+    arch = WDSRBArch(2, 8, (WDSRBlock(16, 8),))
+    init = sr.build_model(arch).state_dict()
+    set5 = sr.load_eval_set(sr.DEFAULT_EVAL_ROOTS["set5"], 2)[:1]
+    patches = sr.TrainPatches(scale=2, patch_hr=24, seed=0)
+    recipe = sr.TrainRecipe(steps=1, batch_size=1, patch_hr=24, lr=1e-9, lr_final=0.0, threads=1)
+    model, _ = train_and_evaluate(arch, recipe, patches, {"set5": set5}, "t", init_state=init)
+    for k, v in model.state_dict().items():
+        assert torch.allclose(v, init[k], atol=1e-6), k  # one step at lr 1e-9 from init, not a fresh init

@@ -44,6 +44,7 @@ def test_killed_supernet_training_resumes_from_its_checkpoint(tmp_path):
         assert (run_dir / name).stat().st_size > 0, name
     result = json.loads((run_dir / "result.json").read_text())
     assert result["study"]["strategy"] == "dnas" and result["supernet"]["steps"] == TOTAL
+    assert result["supernet"]["final_init"] == "supernet" and "from the supernet" in second.stdout
     assert 0 < result["best"]["latency_ms"] <= 33.3
     assert [p["step"] for p in result["supernet"]["trajectory"]] == [4, 8, 12, 16]
     chosen = [c for c in result["supernet"]["candidates"] if c["chosen"]]

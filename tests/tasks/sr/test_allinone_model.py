@@ -122,6 +122,7 @@ def test_sandwich_takes_the_largest_the_smallest_and_random_middle_points():
     assert {d[1] for d in draws} == {"b", "c", "d"}
     assert sandwich_points(("a", "b"), 1, gen) == ["a", "b"]
     assert sandwich_points(names, 0, gen) == ["a", "e"]
+    assert sandwich_points(names, len(names), gen) == list(names)  # the default (n_random: null): every level
 
 
 def test_training_together_trains_every_point_on_real_patches():
