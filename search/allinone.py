@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 import tasks.sr as sr
+from search.allinone_governed import governed_latency, governed_points, governed_summary, make_governors
 from search.allinone_levels import choose_levels, level_chain
 from search.allinone_points import OperatingPoint, PointLatency, PointSet
 from search.allinone_report import write_allinone_report
@@ -32,7 +33,7 @@ from tasks.sr.allinone_train import train_allinone
 DEFAULTS: dict[str, Any] = {
     "target": 0.92, "level": 0.05, "spare_levels": 7, "level_step": 0.9, "channels": 16, "m1": 64, "m2": 16, "points": None,
     "n_random": None,
-    "compare_alone": True, "search_rounds": 3, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
+    "compare_alone": True, "governor": True, "observations": 4, "search_rounds": 3, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
     "measure": {"warmup": 3, "min_repeats": 8, "max_repeats": 20},
 }
 
@@ -112,15 +113,18 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     train_s = time.monotonic() - t0
 
     t0 = time.monotonic()
-    if spare:
-        choices = _reselect(model, chain, pointset.points, lat, target_ms, opts)
+    govs = None
+    if spare:  # the export keeps the levels below the chosen ones: each point's governor falls back on them
+        choices, picked, timed = _reselect(model, chain, pointset.points, lat, target_ms, opts)
         points, by_name = _named(choices)
-        model = repoint(model, points)
+        model = repoint(model, governed_points(chain, picked))
+        if opts["governor"]:
+            govs = make_governors(model, picked, len(chain), timed, target_ms)
     largest = choices[0].point.name
     # Right after the choice, in the same minutes: the fixed network is timed as a plain WDSR-B of
     # its architecture (the weights' values do not change the latency; its own are trained below).
     switched_ms, fixed_ms, rounds = _final_latency(model, model.subnet(largest), points, by_name, lat,
-                                                   int(opts["final_rounds"]))
+                                                   int(opts["final_rounds"]), govs, int(opts["observations"]))
     latency_s = time.monotonic() - t0
 
     def alone(name: str, label: str) -> tuple[torch.nn.Module, dict[str, Any]]:
@@ -138,7 +142,7 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
 
     t0 = time.monotonic()
     switched_scores = {}
-    for name in points:
+    for name in [*points, *(n for g in (govs or {}).values() for n in g.used if n not in points)]:
         model.set_operating_point(name)
         switched_scores[name] = sr.evaluate_sets(model, evals, scale)
     model.set_operating_point(largest)
@@ -162,6 +166,9 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
         if lat.measured:
             row["latency_rounds_ms"] = rounds["switched"][name]
             row["fixed_latency_rounds_ms"] = rounds["fixed"][name]
+        if govs:
+            row["latency_observations_ms"] = rounds["observations"][name]
+            row["governor"] = governed_summary(govs[name], switched_scores)
         if name in alone_scores:
             row["alone_eval"] = alone_scores[name]["eval"]
             row["psnr_gap_db"] = {s: row["eval"][s]["psnr"] - alone_scores[name]["eval"][s]["psnr"] for s in evals}
@@ -196,9 +203,11 @@ def _named(choices: list[PointChoice]) -> tuple[dict[str, WDSRBArch], dict[str, 
 
 
 def _reselect(model: AllInOneWDSRB, chain: list[WDSRBArch], points: tuple[OperatingPoint, ...], lat: PointLatency,
-              target_ms: float, opts: dict[str, Any]) -> list[PointChoice]:
+              target_ms: float, opts: dict[str, Any],
+              ) -> tuple[list[PointChoice], dict[str, int], dict[tuple[int, str], float]]:
     """Time every trained level at every point (interleaved rounds, order reversed every round)
-    and give each point its level (:func:`search.allinone_levels.choose_levels`)."""
+    and give each point its level (:func:`search.allinone_levels.choose_levels`). Returns the
+    choices, each point's level index, and the timings ``(level, point name) -> ms``."""
     runs: dict[tuple[int, OperatingPoint], list[float]] = {(i, p): [] for i in range(len(chain)) for p in points}
     seq = list(runs)
     for r in range(max(1, int(opts["search_rounds"]))):
@@ -214,7 +223,8 @@ def _reselect(model: AllInOneWDSRB, chain: list[WDSRBArch], points: tuple[Operat
         print(f"  {c.point.name}: level{c.level}, {a.depth} blocks, C={a.channels}, "
               f"[M1, M2]={[a.blocks[0].m1, a.blocks[0].m2]}, {c.latency_ms:.2f} ms "
               f"({'meets' if c.meets_aim else 'MISSES'} target {target_ms:.2f} ms)")
-    return [PointChoice(c.point, chain[c.level], c.latency_ms, c.meets_aim, len(runs)) for c in picked]
+    choices = [PointChoice(c.point, chain[c.level], c.latency_ms, c.meets_aim, len(runs)) for c in picked]
+    return choices, {c.point.name: c.level for c in picked}, ms
 
 
 def _params(arch: WDSRBArch) -> int:
@@ -239,28 +249,38 @@ def _progress(label: str, steps: int) -> Any:
 
 def _final_latency(model: AllInOneWDSRB, fixed: torch.nn.Module, points: dict[str, WDSRBArch],
                    by_name: dict[str, OperatingPoint], lat: PointLatency, rounds: int,
+                   govs: dict[str, Any] | None = None, observations: int = 4,
                    ) -> tuple[dict[str, float], dict[str, float], dict[str, dict[str, list[float]]]]:
     """Per point: the switched network's and the fixed network's latency (ms).
 
     Measured: ``rounds`` interleaved rounds (switched and fixed alternate at every point, the
     point order reverses every round, so load drift hits both alike); the median of the round
-    medians. Modelled: the published model at f_max scaled to each level.
+    medians. With ``govs`` (run-time level switching) the switched network runs ``observations``
+    short timings per round under each point's governor, and its latency is the median of all of
+    them. Modelled: the published model at f_max scaled to each level.
     """
     if not lat.measured:
         top = points[next(iter(points))]
         return ({n: lat.arch_ms(a, by_name[n]) for n, a in points.items()},
                 {n: lat.arch_ms(top, by_name[n]) for n in points}, {})
-    log: dict[str, dict[str, list[float]]] = {"switched": {n: [] for n in points}, "fixed": {n: [] for n in points}}
+    log: dict[str, dict[str, list[float]]] = {k: {n: [] for n in points} for k in ("switched", "fixed", "observations")}
     names = list(points)
     for r in range(max(1, rounds)):
         for name in names if r % 2 == 0 else names[::-1]:
             pair = [("switched", model), ("fixed", fixed)]
             for which, module in pair if r % 2 == 0 else pair[::-1]:
+                if which == "switched" and govs:
+                    obs = governed_latency(govs, by_name[name], lat, observations)
+                    log["observations"][name].extend(obs)
+                    log["switched"][name].append(round(statistics.median(obs), 3))
+                    continue
                 if which == "switched":
                     model.set_operating_point(name)
                 log[which][name].append(round(lat.module_ms(module, by_name[name]), 3))
     model.set_operating_point(names[0])
-    med = {which: {n: statistics.median(v) for n, v in d.items()} for which, d in log.items()}
+    med = {which: {n: statistics.median(v) for n, v in log[which].items()} for which in ("switched", "fixed")}
+    if govs:
+        med["switched"] = {n: statistics.median(log["observations"][n]) for n in names}
     return med["switched"], med["fixed"], log
 
 
@@ -284,7 +304,8 @@ def _export(model: AllInOneWDSRB, fixed: torch.nn.Module, run_dir: Path, pointse
     point's architecture: the reference size for the largest sub-network's weights)."""
     path = save_allinone(model, run_dir / "allinone.pt", extra={
         "operating_points": {p.name: p.threads or p.freq_mhz for p in pointset.points},
-        "kind": pointset.kind, "budget_ms": budget_ms})
+        "kind": pointset.kind, "budget_ms": budget_ms,
+        "fallback_levels": [n for n in model.point_names if n not in {p.name for p in pointset.points}]})
     ref = sr.save_weights(fixed, run_dir / "fixed.pt")
     size, ref_size = path.stat().st_size, ref.stat().st_size
     return {"path": path.name, "bytes": size, "largest_subnet_path": ref.name, "largest_subnet_bytes": ref_size,

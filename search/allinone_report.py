@@ -36,6 +36,14 @@ def write_allinone_report(result: dict[str, Any], path: Path) -> None:
         lines.append(f"| {_point_label(r)} | {sub} | {r['fixed_latency_ms']:.2f}{fixed_ok} | {psnr(r['fixed_eval'])} | "
                      f"{r['latency_ms']:.2f}{sw_ok} | {psnr(r['eval'])} | {psnr(r.get('alone_eval'))} |")
     export = result["export"]
+    governed = [r for r in rows if "governor" in r]
+    if governed:
+        lines += ["", "Run-time level switching (All-in-One latency: median of every governed timing): "
+                  + "; ".join(f"{r['name']} ran its own level in {r['governor']['own_level_share']:.0%} of "
+                              f"{sum(r['governor']['levels_used'].values())} timings, levels used "
+                              f"{r['governor']['levels_used']}, {r['governor']['switches']} switches, PSNR weighted "
+                              "by use " + " / ".join(f"{v:.2f}" for v in r["governor"]["psnr_governed"].values())
+                              for r in governed) + "."]
     modelled_note = [] if result["latency_measured"] else [
         "**These latencies are MODELLED, not measured**: no phone is attached to this machine.",
         f"Frequency levels: {src.get('levels_source')}.", ""]

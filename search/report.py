@@ -155,6 +155,9 @@ def _search_summary(result: dict[str, Any]) -> str:
         t = result["trials"]
         return (f"Trials: {t['n_total']} in total, {t['n_trained']} trained, {t['n_feasible']} within budget. "
                 "See pareto.png.")
+    start = "the supernet's weights" if net.get("final_init") == "supernet" else "scratch"
     return (f"Supernet: {net['steps']} steps (phases {net['phases']}), latency weight lambda "
             f"{net['latency_lambda']:g}; net read off it {net['read_off_ms']:.2f} ms, fitted to the budget "
-            f"with {net['greedy_moves']} greedy moves. See pareto.png for the supernet's trajectory.")
+            f"with {net['greedy_moves']} greedy moves; its final training started from "
+            f"{start}. "
+            "See pareto.png for the supernet's trajectory.")

@@ -176,7 +176,15 @@ def test_cpu_smoke_end_to_end(tmp_path):
     archs = [WDSRBArch.from_dict(r["arch"]) for r in rows]  # fastest point first
     assert all(is_subnet(small, big) for big, small in zip(archs, archs[1:]))
     model, manifest = load_allinone(run_dir / "allinone.pt")
-    assert manifest["points"] == [r["name"] for r in rows]
+    names = [r["name"] for r in rows]  # operating points, and the smaller levels their governors fall back on
+    assert [n for n in manifest["points"] if n in names] == names
+    assert [n for n in manifest["points"] if n not in names] == manifest["fallback_levels"]
+    assert all(n.startswith("level") for n in manifest["fallback_levels"])
+    for r in rows:  # each point ran under its governor: 4 short timings per round, its level first in the ladder
+        gov = r["governor"]
+        assert len(r["latency_observations_ms"]) == 4 * 5 == sum(gov["levels_used"].values())
+        assert r["latency_ms"] == pytest.approx(statistics.median(r["latency_observations_ms"]))
+        assert set(gov["levels_used"]) <= set(manifest["points"]) and 0 <= gov["own_level_share"] <= 1
     x = torch.rand(1, 3, 24, 24)
     outs = []
     for r in rows:

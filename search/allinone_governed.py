@@ -1,0 +1,76 @@
+"""The switched network under run-time level switching, for measured operating points.
+
+After each point has taken its level (:func:`search.allinone_levels.choose_levels`), the exported
+network keeps every level from the largest chosen one down to the smallest trained, so that a
+point can fall back to a smaller level when the host slows down
+(:class:`tasks.sr.allinone_governor.LevelGovernor`). Levels a point chose carry the point's
+name; the others keep ``level<i>``.
+
+The final measurement then runs each point under its governor: per round, ``observations``
+short timings (``obs_protocol``), each followed by the governor's decision. A point's latency is
+the median of all its observations; which levels served it, and how often, is recorded with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from search.allinone_points import OperatingPoint, PointLatency
+from spaces import WDSRBArch
+from tasks.sr.allinone import AllInOneWDSRB
+from tasks.sr.allinone_governor import LevelGovernor
+
+OBS_PROTOCOL = {"warmup": 1, "min_repeats": 6, "max_repeats": 6, "window": 2}  # ~6 runs per observation
+
+
+def governed_points(chain: Sequence[WDSRBArch], picked: Mapping[str, int]) -> dict[str, WDSRBArch]:
+    """Operating points of the exported network, largest first: each chosen level under the
+    names of the points that chose it, every other level below the largest chosen as ``level<i>``."""
+    top = min(picked.values())
+    out: dict[str, WDSRBArch] = {}
+    for i in range(top, len(chain)):
+        names = [p for p, lv in picked.items() if lv == i] or [f"level{i}"]
+        out.update({n: chain[i] for n in names})
+    return out
+
+
+def make_governors(model: AllInOneWDSRB, picked: Mapping[str, int], n_levels: int,
+                   timed: Mapping[tuple[int, str], float], aim_ms: float) -> dict[str, LevelGovernor]:
+    """One governor per point: its ladder is its own level, then each smaller level (named as in
+    :func:`governed_points`), with the latencies timed at that point right before."""
+    def name_of(i: int) -> str:
+        return next((p for p, lv in picked.items() if lv == i), f"level{i}")
+
+    govs = {}
+    for point, k in picked.items():
+        ladder = [point] + [name_of(i) for i in range(k + 1, n_levels)]
+        ms = {point: timed[k, point]} | {name_of(i): timed[i, point] for i in range(k + 1, n_levels)}
+        govs[point] = LevelGovernor(model, ladder, ms, aim_ms)
+    return govs
+
+
+def governed_latency(govs: Mapping[str, LevelGovernor], point: OperatingPoint, lat: PointLatency,
+                     observations: int) -> list[float]:
+    """``observations`` short timings of ``point``'s governed network, the governor deciding after
+    each; returns them (ms)."""
+    gov = govs[point.name]
+    out = []
+    for _ in range(max(1, observations)):
+        gov.activate()
+        ms = lat.module_ms(gov.model, point, **OBS_PROTOCOL)
+        out.append(round(ms, 3))
+        gov.observe(ms)
+    return out
+
+
+def governed_summary(gov: LevelGovernor, evals_by_level: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """Which levels served the point (counts of observations), the switches, and the PSNR of
+    each eval set weighted by those counts."""
+    used = {n: c for n, c in gov.used.items() if c}
+    total = sum(used.values())
+    sets = next(iter(evals_by_level.values())).keys() if evals_by_level else []
+    weighted = {s: sum(evals_by_level[n][s]["psnr"] * c for n, c in used.items()) / total for s in sets} \
+        if total else {}
+    return {"levels_used": used, "switches": gov.switches, "psnr_governed": weighted,
+            "own_level_share": used.get(gov.ladder[0], 0) / total if total else 1.0}
