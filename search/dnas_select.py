@@ -1,10 +1,9 @@
 """Choosing the derived network by validation: one fitted candidate per trunk width C, each
 fine-tuned briefly from the supernet's weights and scored on the held-out validation images.
 
-Why: with Adam on the architecture logits, every logit whose latency gradient outweighs its L1
-gradient moves down at the same rate, and the trunk width C, which every block's latency depends
-on, collapses to its narrowest choice (measured: C=8 at 16, 33.3 and 66 ms on s21, while the
-Optuna strategies' best nets used C=16-24 at the same budgets). The depth gates and the per-block
+Why: the trunk width C, which every block's latency depends on, collapses to its narrowest
+choice in the supernet search (measured: C=8 at 16, 33.3 and 66 ms on s21, with per-logit Adam
+and with the shared-scale optimizer alike, while the Optuna strategies' best nets used C=16-24). The depth gates and the per-block
 width masks still say which blocks and channels matter; reading them off at each C and letting
 validation decide keeps what the supernet learned without trusting its C.
 """
