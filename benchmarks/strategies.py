@@ -40,6 +40,17 @@ STRATEGIES = ("tpe", "nsga2", "random", "dnas")
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def task_config() -> dict:
+    """conf/task/sr.yaml as a plain dict (what the CLI's task=sr starts from)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "task" / "sr.yaml"))
+
+
+def run_dir_of(out: str, strategy: str, budget_ms: float) -> Path:
+    return Path(out) / f"{strategy}-{budget_ms:g}ms"
+
+
 def inherited_weights(run_dir: Path, result: dict) -> dict | None:
     """The supernet weights a dnas run's final training started from (``final_init=supernet``),
     sliced again from the run's supernet checkpoint; None for every other run."""
@@ -47,14 +58,12 @@ def inherited_weights(run_dir: Path, result: dict) -> dict | None:
     if sup.get("final_init") != "supernet":
         return None
     import torch
-    from omegaconf import OmegaConf
 
     from search.sr_task import SRSettings
     from spaces import arch_from_dict
     from tasks.sr.supernet import SRSupernet
 
-    task = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "task" / "sr.yaml"))
-    space = SRSettings.from_task(task, 0, threads=2).space
+    space = SRSettings.from_task(task_config(), 0, threads=2).space
     arch = arch_from_dict(result["best"]["arch"])
     net = SRSupernet(space, search_channels=bool(sup.get("search_channels", True)))
     doc = torch.load(run_dir / "supernet_checkpoint.pt", weights_only=True, map_location="cpu")
@@ -71,12 +80,10 @@ def retrain_set5(arch: dict, seed: int, final_steps: int, cache: Path, init: dic
     done = json.loads(cache.read_text()) if cache.exists() else {}
     if key in done:
         return done[key]
-    from omegaconf import OmegaConf
-
     from search.sr_task import SRSettings, load_data, train_and_evaluate
     from spaces import arch_from_dict
 
-    task = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "task" / "sr.yaml"))
+    task = task_config()
     task["final"]["steps"] = final_steps
     settings = SRSettings.from_task(task, seed, threads=2)
     _, patches, _, evals = load_data(settings, seed)
@@ -88,7 +95,7 @@ def retrain_set5(arch: dict, seed: int, final_steps: int, cache: Path, init: dic
 
 
 def run_one(strategy: str, budget_ms: float, args: argparse.Namespace) -> dict:
-    run_dir = Path(args.out) / f"{strategy}-{budget_ms:g}ms"
+    run_dir = run_dir_of(args.out, strategy, budget_ms)
     result_path = run_dir / "result.json"
     if result_path.exists() and not args.rerun:
         return json.loads(result_path.read_text())
@@ -138,7 +145,7 @@ def main() -> int:
             result = run_one(strategy, budget, args)
             rows.append(row(strategy, budget, result))
             if "error" not in rows[-1]:
-                run_dir, cache = Path(args.out) / f"{strategy}-{budget:g}ms", Path(args.out) / "retrain.json"
+                run_dir, cache = run_dir_of(args.out, strategy, budget), Path(args.out) / "retrain.json"
                 init = inherited_weights(run_dir, result)
                 runs = [rows[-1]["set5"]] + [
                     retrain_set5(result["best"]["arch"], args.seed + 1000 * k, args.final_steps, cache, init,

@@ -31,9 +31,9 @@ from tasks.sr.allinone import AllInOneWDSRB, build_allinone, repoint, save_allin
 from tasks.sr.allinone_train import train_allinone
 
 DEFAULTS: dict[str, Any] = {
-    "target": 0.92, "level": 0.05, "spare_levels": 7, "level_step": 0.9, "channels": 16, "m1": 64, "m2": 16, "points": None,
-    "n_random": None,
-    "compare_alone": True, "governor": True, "observations": 4, "search_rounds": 3, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
+    "target": 0.92, "level": 0.05, "spare_levels": 7, "level_step": 0.9, "channels": 16, "m1": 64, "m2": 16,
+    "points": None, "n_random": None, "compare_alone": True, "governor": True, "observations": 4,
+    "search_rounds": 3, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
     "measure": {"warmup": 3, "min_repeats": 8, "max_repeats": 20},
 }
 

@@ -24,28 +24,27 @@ from tasks.sr.allinone_governor import LevelGovernor
 OBS_PROTOCOL = {"warmup": 1, "min_repeats": 6, "max_repeats": 6, "window": 2}  # ~6 runs per observation
 
 
+def _level_names(chain_len: int, picked: Mapping[str, int]) -> dict[int, list[str]]:
+    """Names of each level from the largest chosen one down: the points that chose it, else ``level<i>``."""
+    return {i: [p for p, lv in picked.items() if lv == i] or [f"level{i}"]
+            for i in range(min(picked.values()), chain_len)}
+
+
 def governed_points(chain: Sequence[WDSRBArch], picked: Mapping[str, int]) -> dict[str, WDSRBArch]:
     """Operating points of the exported network, largest first: each chosen level under the
     names of the points that chose it, every other level below the largest chosen as ``level<i>``."""
-    top = min(picked.values())
-    out: dict[str, WDSRBArch] = {}
-    for i in range(top, len(chain)):
-        names = [p for p, lv in picked.items() if lv == i] or [f"level{i}"]
-        out.update({n: chain[i] for n in names})
-    return out
+    return {n: chain[i] for i, names in _level_names(len(chain), picked).items() for n in names}
 
 
 def make_governors(model: AllInOneWDSRB, picked: Mapping[str, int], n_levels: int,
                    timed: Mapping[tuple[int, str], float], aim_ms: float) -> dict[str, LevelGovernor]:
     """One governor per point: its ladder is its own level, then each smaller level (named as in
     :func:`governed_points`), with the latencies timed at that point right before."""
-    def name_of(i: int) -> str:
-        return next((p for p, lv in picked.items() if lv == i), f"level{i}")
-
+    names = _level_names(n_levels, picked)
     govs = {}
     for point, k in picked.items():
-        ladder = [point] + [name_of(i) for i in range(k + 1, n_levels)]
-        ms = {point: timed[k, point]} | {name_of(i): timed[i, point] for i in range(k + 1, n_levels)}
+        ladder = [point] + [names[i][0] for i in range(k + 1, n_levels)]
+        ms = {n: timed[i, point] for i, n in enumerate(ladder, start=k)}
         govs[point] = LevelGovernor(model, ladder, ms, aim_ms)
     return govs
 

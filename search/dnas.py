@@ -38,11 +38,11 @@ from search.settings import DeviceProfile, SearchSettings  # noqa: E402
 from search.sr_task import SRSettings, check_budget, load_data  # noqa: E402
 from tasks.sr.supernet import SRSupernet  # noqa: E402
 
-PLAN_KEYS = ("warmup_steps", "width_steps", "joint_steps", "batch_size", "patch_hr", "lr", "lr_final", "arch_lr", "arch_optimizer",
-             "arch_from",
-             "latency_lambda", "tau_start", "tau_end", "calibrate_steps", "checkpoint_every", "eval_every")
-OTHER_KEYS = ("search_channels", "derive", "threshold", "tolerance", "select", "select_steps", "select_lr", "final_init",
-              "select_share", "profile", "smoke")
+PLAN_KEYS = ("warmup_steps", "width_steps", "joint_steps", "batch_size", "patch_hr", "lr", "lr_final", "arch_lr",
+             "arch_optimizer", "arch_from", "latency_lambda", "tau_start", "tau_end", "calibrate_steps",
+             "checkpoint_every", "eval_every")
+OTHER_KEYS = ("search_channels", "derive", "threshold", "tolerance", "select", "select_steps", "select_lr",
+              "select_share", "final_init", "profile", "smoke")
 
 
 def dnas_options(strategy_options: dict[str, Any]) -> dict[str, Any]:
