@@ -31,8 +31,9 @@ from tasks.sr.allinone import AllInOneWDSRB, build_allinone, repoint, save_allin
 from tasks.sr.allinone_train import train_allinone
 
 DEFAULTS: dict[str, Any] = {
-    "target": 0.92, "level": 0.05, "spare_levels": 7, "level_step": 0.9, "channels": 16, "m1": 64, "m2": 16,
-    "points": None, "n_random": None, "compare_alone": True, "governor": True, "observations": 4,
+    "target": 0.92, "level": 0.05, "spare_levels": 8, "level_step": 0.88, "headroom": 0.3, "band": 0.06,
+    "channels": 16, "m1": 64, "m2": 16, "points": None, "n_random": None, "top_weight": 1.0,
+    "compare_alone": True, "governor": True, "observations": 4,
     "search_rounds": 3, "final_rounds": 5, "switch_trials": 2000, "eval_sets": None,
     "measure": {"warmup": 3, "min_repeats": 8, "max_repeats": 20},
 }
@@ -45,6 +46,12 @@ def options_from(strategy_options: dict[str, Any], smoke: bool) -> dict[str, Any
         opts.update(strategy_options.get("smoke") or {})
     if not 0 < float(opts["target"]) <= 1:
         raise UserError(f"strategy.target={opts['target']} must be in (0, 1]: the fraction of the budget aimed at")
+    if not 0 < float(opts["band"]) < 1 or float(opts["headroom"]) < 0 or not float(opts["top_weight"]) > 0:
+        raise UserError(f"strategy.band={opts['band']} must be in (0, 1), strategy.headroom={opts['headroom']} "
+                        f">= 0 and strategy.top_weight={opts['top_weight']} > 0")
+    if not 0 <= int(opts["spare_levels"]) <= 11:
+        raise UserError(f"strategy.spare_levels={opts['spare_levels']} must be in [0, 11]: the levels are "
+                        "assigned to the points by trying every combination")
     return opts
 
 
@@ -80,13 +87,18 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
         module = slice_module(top, arch)  # as it will run; the median of rounds steadies a noisy host
         return statistics.median(lat.module_ms(module, point) for _ in range(rounds))
 
+    spare = int(opts["spare_levels"]) if lat.measured else 0
+    # With spare levels the chain's top is searched with headroom over the target, so that a point
+    # can climb above the level it takes when the host runs faster than when the levels were timed.
+    headroom = 1 + float(opts["headroom"]) if spare else 1.0
     started = time.monotonic()
-    choices, order = search_nested(space, root, pointset.points, target_ms, lat, measured, level=opts["level"])
+    choices, order = search_nested(space, root, pointset.points, target_ms * headroom, lat, measured,
+                                   level=opts["level"])
     search_s = time.monotonic() - started
     points, by_name = _named(choices)
-    spare = int(opts["spare_levels"]) if lat.measured else 0
     if spare:  # train a chain of levels; each point takes its level right before the final timing
-        floor = min(0.9 * min(macs_per_pixel(a) for a in points.values()), 0.45 * macs_per_pixel(choices[0].arch))
+        floor = min(0.9 * min(macs_per_pixel(a) for a in points.values()),
+                    0.45 * macs_per_pixel(choices[0].arch)) / headroom
         chain = level_chain(choices[0].arch, space, floor, float(opts["level_step"]), max_levels=1 + spare)
         trained = {f"level{i}": a for i, a in enumerate(chain)}
     else:
@@ -107,19 +119,20 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     print(f"training {what} together ({recipe.steps} steps, sandwich rule)")
     t0 = time.monotonic()
     try:
-        train_allinone(model, patches, recipe, n_random=n_random, progress=_progress("allinone", recipe.steps))
+        train_allinone(model, patches, recipe, n_random=n_random, progress=_progress("allinone", recipe.steps),
+                       top_weight=float(opts["top_weight"]))
     except sr.DivergedError as err:
         raise UserError(f"All-in-One training diverged: {err}; lower task.final.lr") from None
     train_s = time.monotonic() - t0
 
     t0 = time.monotonic()
     govs = None
-    if spare:  # the export keeps the levels below the chosen ones: each point's governor falls back on them
+    if spare:  # the export keeps every level: each point's governor steps down or up on them
         choices, picked, timed = _reselect(model, chain, pointset.points, lat, target_ms, opts)
         points, by_name = _named(choices)
-        model = repoint(model, governed_points(chain, picked))
+        model = repoint(model, governed_points(chain, picked) if opts["governor"] else points)
         if opts["governor"]:
-            govs = make_governors(model, picked, len(chain), timed, target_ms)
+            govs = make_governors(model, picked, len(chain), timed, target_ms, float(opts["band"]))
     largest = choices[0].point.name
     # Right after the choice, in the same minutes: the fixed network is timed as a plain WDSR-B of
     # its architecture (the weights' values do not change the latency; its own are trained below).
@@ -215,7 +228,11 @@ def _reselect(model: AllInOneWDSRB, chain: list[WDSRBArch], points: tuple[Operat
             model.set_operating_point(f"level{i}")
             runs[i, point].append(lat.module_ms(model, point))
     ms = {(i, p.name): statistics.median(v) for (i, p), v in runs.items()}
-    picked = choose_levels(points, ms, len(chain), target_ms, opts["level"])
+    # Aim the choice a band below the target, so the governor's band around it stays within the
+    # target; where some point fits nothing there, the target itself.
+    picked = choose_levels(points, ms, len(chain), target_ms / (1 + float(opts["band"])), opts["level"])
+    if not all(c.meets_aim for c in picked):
+        picked = choose_levels(points, ms, len(chain), target_ms, opts["level"])
     print(f"levels timed now ({len(chain)} levels x {len(points)} points): "
           + "; ".join(f"level{i} " + "/".join(f"{ms[i, p.name]:.1f}" for p in points) + " ms" for i in range(len(chain))))
     for c in picked:
@@ -300,17 +317,20 @@ def time_switch(model: AllInOneWDSRB, trials: int = 2000) -> dict[str, float]:
 
 def _export(model: AllInOneWDSRB, fixed: torch.nn.Module, run_dir: Path, pointset: PointSet,
             budget_ms: float) -> dict[str, Any]:
-    """``allinone.pt`` (every point, one file) and ``fixed.pt`` (a plain WDSR-B of the largest
-    point's architecture: the reference size for the largest sub-network's weights)."""
+    """``allinone.pt`` (every point and level, one file), ``fixed.pt`` (the fixed network) and
+    ``largest_subnet.pt``: the largest sub-network in the file (the first level) as a plain WDSR-B,
+    the reference size for the All-in-One file."""
     path = save_allinone(model, run_dir / "allinone.pt", extra={
         "operating_points": {p.name: p.threads or p.freq_mhz for p in pointset.points},
         "kind": pointset.kind, "budget_ms": budget_ms,
         "fallback_levels": [n for n in model.point_names if n not in {p.name for p in pointset.points}]})
-    ref = sr.save_weights(fixed, run_dir / "fixed.pt")
+    sr.save_weights(fixed, run_dir / "fixed.pt")
+    largest = model.point_names[0]
+    ref = sr.save_weights(model.subnet(largest), run_dir / "largest_subnet.pt")
     size, ref_size = path.stat().st_size, ref.stat().st_size
-    return {"path": path.name, "bytes": size, "largest_subnet_path": ref.name, "largest_subnet_bytes": ref_size,
-            "size_ratio": size / ref_size, "mask_ints": int(model.point_widths.numel()),
-            "loads_with": "tasks.sr.allinone.load_allinone (torch.load weights_only=True)"}
+    return {"path": path.name, "bytes": size, "largest_subnet": largest, "largest_subnet_path": ref.name,
+            "largest_subnet_bytes": ref_size, "size_ratio": size / ref_size, "mask_ints": int(model.point_widths.numel()),
+            "fixed_path": "fixed.pt", "loads_with": "tasks.sr.allinone.load_allinone (torch.load weights_only=True)"}
 
 
 def _latency_source(pointset: PointSet, lat: PointLatency) -> dict[str, Any]:

@@ -56,15 +56,15 @@ def choose_levels(points: Sequence[OperatingPoint], ms: Mapping[tuple[int, str],
     level indices); where none is that level, the least spread. ``level=None``: each point simply
     takes its largest level within the target. A point that fits no level takes the smallest, and
     says so (``meets_aim`` False). Exhaustive over ``n_levels ** len(points)`` assignments
-    (capped at 8 levels and 4 points, which is what the measured kind has).
+    (capped at 12 levels and 4 points, which is what the measured kind has).
     """
     names = [p.name for p in points]
     fits = {p: [i for i in range(n_levels) if ms[(i, p)] <= target_ms] for p in names}
     if level is None or any(not f for f in fits.values()):
         pick = {p: (fits[p][0] if fits[p] else n_levels - 1) for p in names}
     else:
-        if len(names) > 4 or n_levels > 8:
-            raise ValueError(f"choose_levels searches at most 8 levels x 4 points, got {n_levels} x {len(names)}")
+        if len(names) > 4 or n_levels > 12:
+            raise ValueError(f"choose_levels searches at most 12 levels x 4 points, got {n_levels} x {len(names)}")
 
         def score(combo: tuple[int, ...]) -> tuple[bool, float, float]:
             lat = [ms[(i, p)] for i, p in zip(combo, names)]

@@ -41,7 +41,8 @@ def write_allinone_report(result: dict[str, Any], path: Path) -> None:
         lines += ["", "Run-time level switching (All-in-One latency: median of every governed timing): "
                   + "; ".join(f"{r['name']} ran its own level in {r['governor']['own_level_share']:.0%} of "
                               f"{sum(r['governor']['levels_used'].values())} timings, levels used "
-                              f"{r['governor']['levels_used']}, {r['governor']['switches']} switches, PSNR weighted "
+                              f"{r['governor']['levels_used']}, {r['governor']['switches']} switches, aiming at "
+                              f"{r['governor']['band_ms'][0]:.1f}-{r['governor']['band_ms'][1]:.1f} ms, PSNR weighted "
                               "by use " + " / ".join(f"{v:.2f}" for v in r["governor"]["psnr_governed"].values())
                               for r in governed) + "."]
     modelled_note = [] if result["latency_measured"] else [
@@ -71,7 +72,8 @@ def write_allinone_report(result: dict[str, Any], path: Path) -> None:
         f"Switching points: median {result['switch']['median_ms'] * 1000:.1f} us, "
         f"p99 {result['switch']['p99_ms'] * 1000:.1f} us over {result['switch']['trials']} switches.",
         f"Exported `{export['path']}`: {export['bytes']:,} bytes, {export['size_ratio']:.3f}x the "
-        f"largest sub-network's weights alone (`{export['largest_subnet_path']}`, "
+        f"largest sub-network's weights alone ({export.get('largest_subnet', 'the largest point')}, "
+        f"`{export['largest_subnet_path']}`, "
         f"{export['largest_subnet_bytes']:,} bytes); masks are {export['mask_ints']} integers.",
         "",
     ]

@@ -39,12 +39,16 @@ def train_allinone(
     recipe: TrainRecipe,
     n_random: int = 1,
     progress: Callable[[int, float], None] | None = None,
+    top_weight: float = 1.0,
 ) -> TrainStats:
     """Train every operating point of ``model`` in place for ``recipe.steps`` steps.
 
+    ``top_weight`` multiplies the largest point's L1 in the sum (the others weigh 1).
     ``progress(step, loss)`` gets the 1-based step and the summed L1 of that step. The active
     operating point is restored afterwards. Raises :class:`~tasks.sr.train.DivergedError`.
     """
+    if not top_weight > 0:
+        raise ValueError(f"top_weight must be > 0, got {top_weight}")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=recipe.lr)
     gen = torch.Generator().manual_seed(recipe.seed)
@@ -67,7 +71,7 @@ def train_allinone(
             total = 0.0
             for name in sandwich_points(model.point_names, n_random, gen):
                 loss = loss_fn(model.forward_point(lr, model._widths[name]), hr)
-                loss.backward()  # one graph at a time: memory of one sub-network, same gradient sum
+                (loss * top_weight if name == model.point_names[0] else loss).backward()  # one graph at a time: memory of one sub-network, same gradient sum
                 total += loss.item()
             if not math.isfinite(total):
                 raise DivergedError(step + 1, total)

@@ -176,15 +176,17 @@ def test_cpu_smoke_end_to_end(tmp_path):
     archs = [WDSRBArch.from_dict(r["arch"]) for r in rows]  # fastest point first
     assert all(is_subnet(small, big) for big, small in zip(archs, archs[1:]))
     model, manifest = load_allinone(run_dir / "allinone.pt")
-    names = [r["name"] for r in rows]  # operating points, and the smaller levels their governors fall back on
+    names = [r["name"] for r in rows]  # operating points, and the other levels their governors move to
     assert [n for n in manifest["points"] if n in names] == names
     assert [n for n in manifest["points"] if n not in names] == manifest["fallback_levels"]
     assert all(n.startswith("level") for n in manifest["fallback_levels"])
-    for r in rows:  # each point ran under its governor: 4 short timings per round, its level first in the ladder
+    assert result["export"]["largest_subnet"] == manifest["points"][0]  # the size reference: the largest level
+    for r in rows:  # each point ran under its governor: 4 short timings per round, within one band
         gov = r["governor"]
         assert len(r["latency_observations_ms"]) == 4 * 5 == sum(gov["levels_used"].values())
         assert r["latency_ms"] == pytest.approx(statistics.median(r["latency_observations_ms"]))
         assert set(gov["levels_used"]) <= set(manifest["points"]) and 0 <= gov["own_level_share"] <= 1
+        assert gov["band_ms"] == rows[0]["governor"]["band_ms"] and gov["band_ms"][1] <= result["target_ms"]
     x = torch.rand(1, 3, 24, 24)
     outs = []
     for r in rows:
@@ -245,3 +247,14 @@ def test_points_are_reordered_when_the_chosen_network_runs_faster_elsewhere():
     assert choices[0].point.name == "t2" and is_subnet(choices[1].arch, choices[0].arch)
     assert choices[0].latency_ms <= target and choices[1].latency_ms <= 1.05 * choices[0].latency_ms
     assert macs_per_pixel(choices[1].arch) < macs_per_pixel(choices[0].arch)
+
+
+def test_bad_allinone_options_name_the_setting():
+    from search.allinone import options_from
+
+    assert options_from({"smoke": {"spare_levels": 4}}, smoke=True)["spare_levels"] == 4
+    for bad, name in [({"band": 1.5}, "strategy.band"), ({"headroom": -1}, "strategy.headroom"),
+                      ({"top_weight": 0}, "strategy.top_weight"), ({"spare_levels": 20}, "strategy.spare_levels"),
+                      ({"target": 2}, "strategy.target")]:
+        with pytest.raises(UserError, match=name):
+            options_from(bad, smoke=False)
