@@ -228,11 +228,15 @@ def _reselect(model: AllInOneWDSRB, chain: list[WDSRBArch], points: tuple[Operat
             model.set_operating_point(f"level{i}")
             runs[i, point].append(lat.module_ms(model, point))
     ms = {(i, p.name): statistics.median(v) for (i, p), v in runs.items()}
-    # Aim the choice a band below the target, so the governor's band around it stays within the
-    # target; where some point fits nothing there, the target itself.
-    picked = choose_levels(points, ms, len(chain), target_ms / (1 + float(opts["band"])), opts["level"])
+    # The points' levels lie within one band of each other, a band below the target (so the
+    # governor's band around them stays within it; where some point fits nothing there, the target
+    # itself), and below the top level when the governor runs: the top is its headroom.
+    band = float(opts["band"])
+    first = 1 if opts["governor"] and len(chain) > 2 else 0
+    tolerance = None if opts["level"] is None else band
+    picked = choose_levels(points, ms, len(chain), target_ms / (1 + band), tolerance, first)
     if not all(c.meets_aim for c in picked):
-        picked = choose_levels(points, ms, len(chain), target_ms, opts["level"])
+        picked = choose_levels(points, ms, len(chain), target_ms, tolerance, first)
     print(f"levels timed now ({len(chain)} levels x {len(points)} points): "
           + "; ".join(f"level{i} " + "/".join(f"{ms[i, p.name]:.1f}" for p in points) + " ms" for i in range(len(chain))))
     for c in picked:

@@ -47,7 +47,7 @@ class LevelChoice:
 
 
 def choose_levels(points: Sequence[OperatingPoint], ms: Mapping[tuple[int, str], float], n_levels: int,
-                  target_ms: float, level: float | None = 0.05) -> list[LevelChoice]:
+                  target_ms: float, level: float | None = 0.05, first: int = 0) -> list[LevelChoice]:
     """One level per point, listed largest level first. ``ms[(i, point.name)]``: latency of level
     ``i`` (0 = largest) at that point. Any assignment is nested, since the levels form a chain.
 
@@ -56,10 +56,13 @@ def choose_levels(points: Sequence[OperatingPoint], ms: Mapping[tuple[int, str],
     level indices); where none is that level, the least spread. ``level=None``: each point simply
     takes its largest level within the target. A point that fits no level takes the smallest, and
     says so (``meets_aim`` False). Exhaustive over ``n_levels ** len(points)`` assignments
-    (capped at 12 levels and 4 points, which is what the measured kind has).
+    (capped at 12 levels and 4 points, which is what the measured kind has). Levels above
+    ``first`` are not given to any point (they are the governor's headroom).
     """
     names = [p.name for p in points]
-    fits = {p: [i for i in range(n_levels) if ms[(i, p)] <= target_ms] for p in names}
+    if not 0 <= first < n_levels:
+        raise ValueError(f"first={first} must index one of the {n_levels} levels")
+    fits = {p: [i for i in range(first, n_levels) if ms[(i, p)] <= target_ms] for p in names}
     if level is None or any(not f for f in fits.values()):
         pick = {p: (fits[p][0] if fits[p] else n_levels - 1) for p in names}
     else:

@@ -37,6 +37,12 @@ def test_choose_levels_follows_the_speed_timed_now():
     assert picked[0].level == 0 and picked[0].latency_ms == 30
     assert picked[1].level == 4 and picked[1].latency_ms == 30  # 30 ms at 1 thread: level
     assert all(c.meets_aim for c in picked)
+    # the top level kept as the governor's headroom: no point takes it (t2's 27 ms and t1's 30 ms
+    # are the least spread left)
+    headroom = choose_levels([T1, T2], ms, 5, target_ms=55, level=0.05, first=1)
+    assert {c.point.name: c.level for c in headroom} == {"t2": 1, "t1": 4}
+    with pytest.raises(ValueError, match="first"):
+        choose_levels([T1, T2], ms, 5, target_ms=55, first=5)
     # the 2-thread phase turns slow: 1.3x the 1-thread time; now 1 thread holds the larger level
     slow = {k: (v if k[1] == "t1" else 1.3 * ms[k[0], "t1"]) for k, v in ms.items()}
     picked = choose_levels([T1, T2], slow, 5, target_ms=55, level=0.05)
