@@ -19,10 +19,10 @@ import torch
 
 import tasks.sr as sr
 from search.allinone_governed import governed_latency, governed_points, governed_summary, make_governors
-from search.allinone_levels import choose_levels, level_chain
+from search.allinone_levels import choose_levels, search_chain
 from search.allinone_points import OperatingPoint, PointLatency, PointSet
 from search.allinone_report import write_allinone_report
-from search.allinone_search import PointChoice, describe_arch, macs_per_pixel, search_nested, template
+from search.allinone_search import PointChoice, describe_arch, search_nested, template
 from search.errors import UserError
 from search.settings import DeviceProfile, SearchSettings
 from search.sr_task import SRSettings, train_and_evaluate
@@ -92,17 +92,18 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     # can climb above the level it takes when the host runs faster than when the levels were timed.
     headroom = 1 + float(opts["headroom"]) if spare else 1.0
     started = time.monotonic()
-    choices, order = search_nested(space, root, pointset.points, target_ms * headroom, lat, measured,
-                                   level=opts["level"])
-    search_s = time.monotonic() - started
-    points, by_name = _named(choices)
+
+    def search() -> list[PointChoice]:
+        return search_nested(space, root, pointset.points, target_ms * headroom, lat, measured, level=opts["level"])[0]
+
     if spare:  # train a chain of levels; each point takes its level right before the final timing
-        floor = min(0.9 * min(macs_per_pixel(a) for a in points.values()),
-                    0.45 * macs_per_pixel(choices[0].arch)) / headroom
-        chain = level_chain(choices[0].arch, space, floor, float(opts["level_step"]), max_levels=1 + spare)
+        choices, chain = search_chain(search, space, spare, float(opts["level_step"]), headroom)
         trained = {f"level{i}": a for i, a in enumerate(chain)}
     else:
-        trained = points
+        choices = search()
+        trained = _named(choices)[0]
+    points, by_name = _named(choices)
+    search_s = time.monotonic() - started
 
     try:
         patches = sr.TrainPatches(sr_settings.train_root, scale, sr_settings.final.patch_hr, seed=settings.seed + 1)

@@ -13,11 +13,11 @@ device's current speed, applied once at the end of the run.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from search.allinone_points import OperatingPoint
-from search.allinone_search import ladder, macs_per_pixel
+from search.allinone_search import PointChoice, ladder, macs_per_pixel
 from spaces import SRSpace, WDSRBArch
 
 
@@ -36,6 +36,30 @@ def level_chain(top: WDSRBArch, space: SRSpace, floor_macs: float, step: float =
             break
         chain.append(below[-1])  # ladder is sorted by MACs: the largest under the cap
     return chain
+
+
+def search_chain(search: Callable[[], list[PointChoice]], space: SRSpace, spare: int, step: float,
+                 headroom: float = 1.0, log: Callable[[str], None] = print,
+                 ) -> tuple[list[PointChoice], list[WDSRBArch]]:
+    """Nested choices from ``search()`` (fastest point first) and the chain of up to ``1 + spare``
+    levels under the first one, down to 0.9x the smallest choice or 0.45x the top's MACs (both
+    over ``headroom``, the factor the search's target was raised by).
+
+    A chain of fewer than half the levels means the top came out too small to hold them: the
+    search ran in one of this host's slow phases (one found a 1-block network at 11 ms for a 72 ms
+    aim, and its chain had a single level). Then the search runs once more, and the second
+    answer stands."""
+    for attempt in range(2):
+        choices = search()
+        top = choices[0].arch
+        floor = min(0.9 * min(macs_per_pixel(c.arch) for c in choices), 0.45 * macs_per_pixel(top)) / headroom
+        chain = level_chain(top, space, floor, step, max_levels=1 + spare)
+        if len(chain) >= max(2, (1 + spare) // 2):
+            break
+        log(f"  the chain holds only {len(chain)} of {1 + spare} levels under its top ({top.depth} blocks, "
+            f"C={top.channels}, [M1, M2]={[top.blocks[0].m1, top.blocks[0].m2]}): "
+            + ("searching once more" if attempt == 0 else "going on with it"))
+    return choices, chain
 
 
 @dataclass(frozen=True)

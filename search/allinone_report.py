@@ -1,10 +1,15 @@
-"""report.md for ``strategy=allinone``: per operating point, latency and PSNR of the fixed
-network and of the switched All-in-One network, and the latency spread of each."""
+"""report.md and latency.png for ``strategy=allinone``: per operating point, latency and PSNR of
+the fixed network and of the switched All-in-One network, and the latency spread of each."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 
 def _point_label(row: dict[str, Any]) -> str:
@@ -76,5 +81,42 @@ def write_allinone_report(result: dict[str, Any], path: Path) -> None:
         f"`{export['largest_subnet_path']}`, "
         f"{export['largest_subnet_bytes']:,} bytes); masks are {export['mask_ints']} integers.",
         "",
+        "See latency.png: each point's latency, fixed vs All-in-One"
+        + (", and every governed timing in order with the band it holds." if governed else "."),
+        "",
     ]
     path.write_text("\n".join(text))
+    plot_latency(result, path.with_name("latency.png"))
+
+
+def plot_latency(result: dict[str, Any], path: Path) -> None:
+    """Left: each point's latency, fixed vs All-in-One, against the budget. Right (governed runs):
+    every governed timing in the order taken, per point, with the band the governors hold."""
+    rows = result["operating_points"]
+    governed = [r for r in rows if "latency_observations_ms" in r]
+    fig, axes = plt.subplots(1, 2 if governed else 1, figsize=(11 if governed else 5.5, 4), squeeze=False)
+    ax = axes[0][0]
+    x = range(len(rows))
+    ax.bar([i - 0.2 for i in x], [r["fixed_latency_ms"] for r in rows], 0.4, label="fixed network")
+    ax.bar([i + 0.2 for i in x], [r["latency_ms"] for r in rows], 0.4, label="All-in-One, switched")
+    ax.axhline(result["budget_ms"], color="red", ls="--", label=f"budget {result['budget_ms']:g} ms")
+    ax.set_xticks(list(x), [r["name"] for r in rows])
+    how = "measured" if result["latency_measured"] else "MODELLED"
+    ax.set_ylabel(f"latency, ms ({how})")
+    ax.set_title(f"spread: All-in-One {result['latency_spread']:.3f}, fixed {result['fixed_latency_spread']:.3f}")
+    ax.legend(fontsize=8)
+    if governed:
+        ax = axes[0][1]
+        for r in governed:
+            ax.plot(r["latency_observations_ms"], marker=".", label=r["name"])
+        low, high = governed[0]["governor"]["band_ms"]
+        ax.axhspan(low, high, color="grey", alpha=0.2, label="band held")
+        ax.axhline(result["budget_ms"], color="red", ls="--")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("governed timing, in order")
+        ax.set_ylabel("ms")
+        ax.set_title("run-time level switching")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -196,6 +196,7 @@ def test_cpu_smoke_end_to_end(tmp_path):
     assert rows[0]["arch"] == rows[1]["arch"] or not torch.equal(outs[0], outs[1])
     report = (run_dir / "report.md").read_text()
     assert "measured" in report and f"{result['latency_spread']:.3f}" in report
+    assert (run_dir / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
@@ -210,6 +211,7 @@ def test_s21_flow_runs_on_modelled_frequency_levels(tmp_path):
     assert result["latency_spread"] < result["fixed_latency_spread"]
     report = (run_dir / "report.md").read_text()
     assert "MODELLED, not measured" in report and "lahaina" in report
+    assert (run_dir / "latency.png").stat().st_size > 0
 
 
 def test_cpu_points_use_the_configured_conv_kernels():

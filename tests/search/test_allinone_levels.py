@@ -76,3 +76,26 @@ def test_repoint_keeps_the_trained_weights_and_drops_unused_ones():
             assert torch.equal(new(x), model(x))
     size = sum(p.numel() for p in new.parameters())
     assert size == sum(p.numel() for p in new.subnet("fast").parameters()) < sum(p.numel() for p in model.parameters())
+
+
+def test_a_top_too_small_for_the_chain_is_searched_again():
+    from search.allinone_levels import search_chain
+    from search.allinone_search import PointChoice
+
+    big, tiny = template(SPACE, 16, 32, 8, depth=12), template(SPACE, 8, 24, 8, depth=1)
+    answers = [tiny, big]  # the first search ran in a slow phase: a 1-block network
+    calls, said = [], []
+
+    def search():
+        calls.append(1)
+        return [PointChoice(T2, answers.pop(0), 10.0, True, 3)]
+
+    choices, chain = search_chain(search, SPACE, spare=8, step=0.88, headroom=1.3, log=said.append)
+    assert len(calls) == 2 and choices[0].arch == big and chain[0] == big and len(chain) >= 5
+    assert "only 1 of 9 levels" in said[0] and "searching once more" in said[0]
+    answers = [tiny, tiny]  # twice too small: the second answer stands, and it says so
+    choices, chain = search_chain(search, SPACE, spare=8, step=0.88, log=said.append)
+    assert len(calls) == 4 and chain == [tiny] and "going on with it" in said[-1]
+    answers = [big]  # a top that holds the chain: one search
+    search_chain(search, SPACE, spare=8, step=0.88, log=said.append)
+    assert len(calls) == 5
