@@ -5,7 +5,13 @@ meet the same target latency at their own point (:mod:`search.allinone_search`);
 together in one weight set (sandwich rule, :mod:`tasks.sr.allinone_train`); train the *fixed*
 network (the fastest point's sub-network, alone) and, when asked, every other point's sub-network
 alone with the same recipe; evaluate; measure (or model) every point's latency for the switched
-and the fixed network; time the switch; export one weight file; write result.json and report.md.
+and the fixed network; time the switch; export one weight file; write result.json, report.md
+and latency.png.
+
+Measured points (this host) train a chain of nested levels instead, the top searched with
+headroom over the target (:mod:`search.allinone_levels`); each point takes its level from
+timings made after training, and at run time a governor per point steps between the levels to
+hold one latency band (:mod:`search.allinone_governed`, :mod:`tasks.sr.allinone_governor`).
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any
 import torch
 
 import tasks.sr as sr
-from search.allinone_governed import governed_latency, governed_points, governed_summary, make_governors
+from search.allinone_governed import governed_points, governed_summary, make_governors
 from search.allinone_levels import choose_levels, search_chain
+from search.allinone_measure import final_latency, time_switch
 from search.allinone_points import OperatingPoint, PointLatency, PointSet
 from search.allinone_report import write_allinone_report
 from search.allinone_search import PointChoice, describe_arch, search_nested, template
@@ -137,7 +144,7 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     largest = choices[0].point.name
     # Right after the choice, in the same minutes: the fixed network is timed as a plain WDSR-B of
     # its architecture (the weights' values do not change the latency; its own are trained below).
-    switched_ms, fixed_ms, rounds = _final_latency(model, model.subnet(largest), points, by_name, lat,
+    switched_ms, fixed_ms, rounds = final_latency(model, model.subnet(largest), points, by_name, lat,
                                                    int(opts["final_rounds"]), govs, int(opts["observations"]))
     latency_s = time.monotonic() - t0
 
@@ -269,57 +276,6 @@ def _progress(label: str, steps: int) -> Any:
     return progress
 
 
-def _final_latency(model: AllInOneWDSRB, fixed: torch.nn.Module, points: dict[str, WDSRBArch],
-                   by_name: dict[str, OperatingPoint], lat: PointLatency, rounds: int,
-                   govs: dict[str, Any] | None = None, observations: int = 4,
-                   ) -> tuple[dict[str, float], dict[str, float], dict[str, dict[str, list[float]]]]:
-    """Per point: the switched network's and the fixed network's latency (ms).
-
-    Measured: ``rounds`` interleaved rounds (switched and fixed alternate at every point, the
-    point order reverses every round, so load drift hits both alike); the median of the round
-    medians. With ``govs`` (run-time level switching) the switched network runs ``observations``
-    short timings per round under each point's governor, and its latency is the median of all of
-    them. Modelled: the published model at f_max scaled to each level.
-    """
-    if not lat.measured:
-        top = points[next(iter(points))]
-        return ({n: lat.arch_ms(a, by_name[n]) for n, a in points.items()},
-                {n: lat.arch_ms(top, by_name[n]) for n in points}, {})
-    log: dict[str, dict[str, list[float]]] = {k: {n: [] for n in points} for k in ("switched", "fixed", "observations")}
-    names = list(points)
-    for r in range(max(1, rounds)):
-        for name in names if r % 2 == 0 else names[::-1]:
-            pair = [("switched", model), ("fixed", fixed)]
-            for which, module in pair if r % 2 == 0 else pair[::-1]:
-                if which == "switched" and govs:
-                    obs = governed_latency(govs, by_name[name], lat, observations)
-                    log["observations"][name].extend(obs)
-                    log["switched"][name].append(round(statistics.median(obs), 3))
-                    continue
-                if which == "switched":
-                    model.set_operating_point(name)
-                log[which][name].append(round(lat.module_ms(module, by_name[name]), 3))
-    model.set_operating_point(names[0])
-    med = {which: {n: statistics.median(v) for n, v in log[which].items()} for which in ("switched", "fixed")}
-    if govs:
-        med["switched"] = {n: statistics.median(log["observations"][n]) for n in names}
-    return med["switched"], med["fixed"], log
-
-
-def time_switch(model: AllInOneWDSRB, trials: int = 2000) -> dict[str, float]:
-    """Wall time of ``set_operating_point`` cycling through every point (ms: median, p99, max)."""
-    names = list(model.point_names)
-    times = []
-    for i in range(max(trials, len(names))):
-        t = time.perf_counter_ns()
-        model.set_operating_point(names[i % len(names)])
-        times.append((time.perf_counter_ns() - t) / 1e6)
-    model.set_operating_point(names[0])
-    times.sort()
-    return {"median_ms": statistics.median(times), "p99_ms": times[int(0.99 * (len(times) - 1))],
-            "max_ms": times[-1], "trials": len(times)}
-
-
 def _export(model: AllInOneWDSRB, fixed: torch.nn.Module, run_dir: Path, pointset: PointSet,
             budget_ms: float) -> dict[str, Any]:
     """``allinone.pt`` (every point and level, one file), ``fixed.pt`` (the fixed network) and
@@ -347,4 +303,4 @@ def _latency_source(pointset: PointSet, lat: PointLatency) -> dict[str, Any]:
             "levels_source": pointset.source}
 
 
-__all__ = ["options_from", "run_allinone", "slice_module", "time_switch"]
+__all__ = ["options_from", "run_allinone", "slice_module"]
