@@ -96,6 +96,12 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def schema_race(err: Exception) -> bool:
+    """True for the errors a worker sees when another creates the study schema at the same time."""
+    text = f"{type(err).__name__} {err}".upper()
+    return any(k in text for k in ("UNIQUE", "ALREADY EXISTS", "DUPLICATEOBJECT", "DUPLICATETABLE"))
+
+
 def open_storage(url: str, policy: HeartbeatPolicy) -> BaseStorage:
     """The storage behind ``url``, with heartbeats and the retry callback installed."""
     callback = retry_callback(policy)
@@ -122,8 +128,9 @@ def open_storage(url: str, policy: HeartbeatPolicy) -> BaseStorage:
                                 "pip install 'hwnas[cluster]' (psycopg2) or pymysql") from None
             except Exception as err:  # sqlalchemy.exc.* : say where and why
                 # workers starting together race to create the schema; the loser sees a unique
-                # violation and succeeds on the next attempt
-                if attempt + 1 < CREATE_ATTEMPTS and "UNIQUE" in str(err).upper():
+                # violation, or on PostgreSQL 'type "studydirection" already exists'
+                # (DuplicateObject), and succeeds on the next attempt
+                if attempt + 1 < CREATE_ATTEMPTS and schema_race(err):
                     time.sleep(0.2 + random.Random().random())  # jitter
                     continue
                 raise UserError(f"cannot open search.storage={redact(url)!r}: "

@@ -37,3 +37,12 @@ def test_sqlite_path_with_braces_and_journal_have_heartbeats(tmp_path):
 def test_unreachable_database_is_a_user_error():
     with pytest.raises(UserError, match=r"cannot open search.storage='postgresql\+psycopg2://u:\*\*\*@"):
         open_storage("postgresql+psycopg2://u:pw@127.0.0.1:1/db?connect_timeout=2", POLICY)
+
+
+def test_schema_creation_races_are_retried_and_other_errors_are_not():
+    from search.storage import schema_race
+
+    # what workers opening one fresh PostgreSQL study at once have seen (a failed CI run), and SQLite's
+    assert schema_race(Exception('(psycopg2.errors.DuplicateObject) type "studydirection" already exists'))
+    assert schema_race(Exception("(sqlite3.IntegrityError) UNIQUE constraint failed: version_info.version_info_id"))
+    assert not schema_race(Exception('(psycopg2.OperationalError) password authentication failed for user "x"'))
