@@ -145,7 +145,7 @@ def run_allinone(task: dict[str, Any], device: DeviceProfile, settings: SearchSe
     # Right after the choice, in the same minutes: the fixed network is timed as a plain WDSR-B of
     # its architecture (the weights' values do not change the latency; its own are trained below).
     switched_ms, fixed_ms, rounds = final_latency(model, model.subnet(largest), points, by_name, lat,
-                                                   int(opts["final_rounds"]), govs, int(opts["observations"]))
+                                                  int(opts["final_rounds"]), govs, int(opts["observations"]))
     latency_s = time.monotonic() - t0
 
     def alone(name: str, label: str) -> tuple[torch.nn.Module, dict[str, Any]]:

@@ -7,7 +7,7 @@ slows down and up to a larger one when it runs fast
 Levels a point chose carry the point's name; the others keep ``level<i>``.
 
 The final measurement then runs each point under its governor: per round, ``observations``
-short timings (``obs_protocol``), each followed by the governor's decision. A point's latency is
+short timings (``OBS_PROTOCOL``), each followed by the governor's decision. A point's latency is
 the median of all its observations; which levels served it, and how often, is recorded with it.
 """
 

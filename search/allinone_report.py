@@ -77,7 +77,7 @@ def write_allinone_report(result: dict[str, Any], path: Path) -> None:
         f"Switching points: median {result['switch']['median_ms'] * 1000:.1f} us, "
         f"p99 {result['switch']['p99_ms'] * 1000:.1f} us over {result['switch']['trials']} switches.",
         f"Exported `{export['path']}`: {export['bytes']:,} bytes, {export['size_ratio']:.3f}x the "
-        f"largest sub-network's weights alone ({export.get('largest_subnet', 'the largest point')}, "
+        f"largest sub-network's weights alone ({export['largest_subnet']}, "
         f"`{export['largest_subnet_path']}`, "
         f"{export['largest_subnet_bytes']:,} bytes); masks are {export['mask_ints']} integers.",
         "",
@@ -93,7 +93,7 @@ def plot_latency(result: dict[str, Any], path: Path) -> None:
     """Left: each point's latency, fixed vs All-in-One, against the budget. Right (governed runs):
     every governed timing in the order taken, per point, with the band the governors hold."""
     rows = result["operating_points"]
-    governed = [r for r in rows if "latency_observations_ms" in r]
+    governed = [r for r in rows if "governor" in r]
     fig, axes = plt.subplots(1, 2 if governed else 1, figsize=(11 if governed else 5.5, 4), squeeze=False)
     ax = axes[0][0]
     x = range(len(rows))
