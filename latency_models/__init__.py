@@ -25,11 +25,11 @@ from latency_models.measure import measure
 
 
 def fit(samples: Any, **kwargs: Any) -> Any:
-    """Fit the per-op CPU predictor on ``(module, input_shape, latency_ms)`` samples.
-
-    See :func:`latency_models.predictors.opwise.fit` for the options.
+    """Fit an additive per-op predictor on ``(module, input_shape, latency_ms)`` samples: from the
+    timings alone by default, ``kernels=`` a backend to profile kernels on the target, ``prior=``
+    other devices' predictors to adapt from few samples. See :func:`latency_models.learn.fit`.
     """
-    from latency_models.predictors.opwise import fit as _fit
+    from latency_models.learn import fit as _fit
 
     return _fit(samples, **kwargs)
 

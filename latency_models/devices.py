@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,37 +67,57 @@ def cache_dir() -> Path:
     return base / "latency"
 
 
-def host_predictor_path(threads: int, fingerprint: str | None = None) -> Path:
+def host_predictor_path(threads: int, fingerprint: str | None = None, quick: bool = False) -> Path:
+    """Cache file of this host's predictor: keyed by host, threads, package and basis version, so
+    an upgrade that changes what a prediction means fits afresh instead of reading a stale file."""
+    from latency_models.hostinfo import package_version
+    from latency_models.predictors.additive import BASIS_VERSION
+
     if fingerprint is None:
         from latency_models.hostinfo import host_info  # measurement half
 
         fingerprint = str(host_info()["fingerprint"])
-    return cache_dir() / f"{fingerprint}-t{threads}{SUFFIX}"
+    tag = f"hwnas{package_version('hwnas')}-basis{BASIS_VERSION}" + ("-quick" if quick else "")
+    return cache_dir() / f"{fingerprint}-t{threads}-{tag}{SUFFIX}"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside ``path``: a second process waits, then finds the cached file."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def for_device(device: str, threads: int = 1, *, quick: bool = False, scale: int = 2,
-               progress: bool = True, seed: int = 0, clock: str = "wall") -> Any:
+               progress: bool = True, seed: int = 0) -> Any:
     """A predictor for ``device``.
 
     ``"cpu"``: this host's torch-cpu predictor at ``threads`` threads, read from the cache
-    (see :func:`cache_dir`) or, on first use, collected (progress shown) and fitted, then cached.
-    ``quick=True`` collects a small training set (for tests), cached under its own name;
-    ``clock="thread_cpu"`` (1 thread) times by thread CPU time, for busy shared hosts.
+    (see :func:`cache_dir`) or, on first use, timed in interleaved rounds over a zoo spanning the
+    tasks' shapes and fitted (progress shown, held-out accuracy printed beside the host's
+    re-measured agreement, a warning naming the cause when poor), then cached. Two processes
+    asking at once do not both collect: the second waits for the first's file.
+    ``quick=True`` times a small zoo (for tests), cached under its own name.
     A phone name (``"s21"``, ``"s10-dsp"``) returns the shipped published model at x``scale``.
     """
     name = canonical_device(device)
     if name in ("cpu", "torch-cpu", "host"):
-        path = host_predictor_path(threads)
-        if quick or clock != "wall":
-            path = path.with_name(path.stem + ("-quick" if quick else "") + ("" if clock == "wall" else f"-{clock}")
-                                  + SUFFIX)
-        if path.is_file():
-            return load(path)
-        from latency_models.zoo import build_host_predictor
+        path = host_predictor_path(threads, quick=quick)
+        with _locked(path):
+            if path.is_file():
+                return load(path)
+            from latency_models.host import build_host_predictor
 
-        predictor = build_host_predictor(threads=threads, quick=quick, progress=progress, seed=seed, clock=clock)
-        predictor.save(path)
-        return predictor
+            predictor = build_host_predictor(threads=threads, quick=quick, progress=progress, seed=seed)
+            predictor.save(path)
+            return predictor
     if any(d == name for d, _ in PUBLISHED):
         return load_published(name, scale)
     known = sorted({"cpu"} | {d for d, _ in PUBLISHED} | set(ALIASES))

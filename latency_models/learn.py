@@ -1,0 +1,143 @@
+"""``latency_models.fit``: an :class:`AdditivePredictor` from measured networks.
+
+    fit(samples)                                  # whole-network timings only; nothing is timed
+    fit(samples, kernels="adb", kernel_options={"serial": ...})   # + kernels profiled on the target
+    fit(samples, kernels={op: ms, ...})           # + kernels measured elsewhere, on the target
+    fit(samples, prior=[p_gpu, p_xeon])           # adapt other devices' predictors to few samples
+
+``samples``: ``(module, input_shape, latency_ms)``, ``module`` a ``torch.nn.Module`` or an
+already traced :class:`~latency_models.graph.OpGraph`. See
+:mod:`latency_models.predictors.additive_fit` for how each way learns.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from latency_models.graph import GRAPH_MODES, OpGraph, trace_graph
+from latency_models.predictors import additive_fit as af
+from latency_models.predictors.additive import BASIS_VERSION, AdditivePredictor
+from latency_models.predictors.basis import BASES, FEATURES, GROUPS, Designer
+from spaces.ops import Op
+
+MIN_SAMPLES = 5
+ENSEMBLE = 16
+# Kernel profiling times what the named runtime executes: eager torch runs every launched kernel,
+# the exported-graph runtimes drop dead ops and fold BN/activations into convs first.
+EAGER_BACKENDS = ("torch-cpu", "torch-cuda")
+
+
+def read_samples(samples: Iterable[tuple[Any, Sequence[int], float]]) -> tuple[list[OpGraph], np.ndarray]:
+    """Trace each sample (one at a time: the iterable may build modules lazily), check its timing."""
+    graphs, ys = [], []
+    for i, (module, shape, ms) in enumerate(samples):
+        value = float(ms)
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"sample {i}: latency_ms={ms!r} is not a positive finite number of milliseconds; "
+                             "drop or re-measure that network")
+        graphs.append(module if isinstance(module, OpGraph) else trace_graph(module, tuple(shape)))
+        ys.append(value)
+    if len(ys) < MIN_SAMPLES:
+        raise ValueError(f"need at least {MIN_SAMPLES} measured networks to fit a predictor, got {len(ys)}")
+    return graphs, np.asarray(ys)
+
+
+def _kernel_graph(graph: str, kernels: Any) -> str:
+    if graph != "auto":
+        return graph
+    name = kernels if isinstance(kernels, str) else getattr(kernels, "name", None)
+    return "eager" if name in EAGER_BACKENDS else "compiled"
+
+
+def _kernel_base(kernels: Any, op_lists: list[list[Op]], threads: int, options: Mapping[str, Any] | None,
+                 max_kernels: int, seed: int, progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
+    from latency_models.kernels import distinct_kernels, profile_kernels
+
+    if isinstance(kernels, Mapping):
+        table, record = dict(kernels), {"backend": "given", "n_kernels": len(kernels)}
+    else:
+        table, record = profile_kernels(distinct_kernels(op_lists), kernels, threads, backend_options=options,
+                                        max_kernels=max_kernels, seed=seed, progress=progress)
+    ops = [op for op in table if not op.attr("fused")]
+    if not ops:
+        raise ValueError("kernel profiling gave no kernels; the fitting networks have no ops to time")
+    base = af.fit_kernel_costs(Designer().op_matrix(ops), np.array([table[o] for o in ops]))
+    return base, record
+
+
+def _priors(prior: Any) -> list[AdditivePredictor]:
+    priors = [] if prior is None else list(prior) if isinstance(prior, (list, tuple)) else [prior]
+    for p in priors:
+        if not isinstance(p, AdditivePredictor):
+            raise TypeError(f"prior must be a predictor from latency_models.fit (kind 'additive'), got "
+                            f"{type(p).__name__}; refit the other device with latency_models.fit")
+    return priors
+
+
+def fit(samples: Iterable[tuple[Any, Sequence[int], float]], *, kernels: Any = None, prior: Any = None,
+        graph: str = "auto", threads: int = 1, device: str = "unknown", backend: str | None = None,
+        kernel_options: Mapping[str, Any] | None = None, max_kernels: int = 3000, ensemble: int = ENSEMBLE,
+        seed: int = 0, progress: bool = False) -> AdditivePredictor:
+    """Fit an additive predictor (see the module docstring).
+
+    ``graph``: ``"eager"``, ``"compiled"`` or ``"auto"`` (cross-validated; with kernel profiling,
+    what the kernels' backend runs). ``device``/``backend``/``threads`` describe where the timings
+    were measured and go into the manifest.
+    """
+    if graph not in (*GRAPH_MODES, "auto"):
+        raise ValueError(f"graph={graph!r}: use 'eager', 'compiled' or 'auto'")
+    graphs, y = read_samples(samples)
+    priors = _priors(prior)
+    modes = list(GRAPH_MODES) if graph == "auto" else [graph]
+    kernel_record = None
+    if kernels is not None:
+        modes = [_kernel_graph(graph, kernels)]
+    lists = {m: [g.ops(m) for g in graphs] for m in modes}
+    designer = Designer()
+    xs = {m: designer.matrix(lists[m]) for m in modes}
+    if kernels is not None:
+        base, kernel_record = _kernel_base(kernels, lists[modes[0]], threads, kernel_options, max_kernels, seed,
+                                           progress)
+        candidates = af.base_candidates("kernels+rescale", modes[0], base)
+    else:
+        candidates = af.scratch_candidates(modes)
+        for i, p in enumerate(priors):
+            for m in modes:
+                candidates += af.base_candidates(f"prior[{i}]({p.manifest.get('device')})+rescale", m, p.coef)
+    chosen, oof, table = af.select(xs, y, candidates, seed)
+    x = xs[chosen.graph]
+    coef = chosen.fit(x, y)
+    members = af.bootstrap(x, y, chosen.fit, ensemble, seed) if ensemble > 1 else None
+    learned = "kernels" if kernels is not None else "prior" if chosen.name.startswith("prior") else "networks"
+    manifest = _manifest(device, backend, threads, chosen, learned, len(y), x, coef, table, y, oof, kernel_record)
+    return AdditivePredictor(manifest, coef, members, af.RESIDUAL_Q, af.residual_quantiles(y, oof))
+
+
+def _manifest(device: str, backend: str | None, threads: int, chosen: af.Candidate, learned: str, n: int,
+              x: np.ndarray, coef: np.ndarray, table: list[dict], y: np.ndarray, oof: np.ndarray,
+              kernel_record: dict[str, Any] | None) -> dict[str, Any]:
+    from latency_models.artifact import library_versions
+    from latency_models.evaluate import metrics
+
+    how = {"networks": f"per-op costs learned end to end from {n} whole-network timings (nothing timed)",
+           "kernels": f"per-op costs from kernels profiled alone on {kernel_record and kernel_record['backend']}, "
+                      f"rescaled per op group on {n} whole-network timings",
+           "prior": f"a prior device's per-op costs rescaled per op group on {n} whole-network timings"}[learned]
+    return {
+        "kind": "additive",
+        "predictor": {"kind": "additive", "graph": chosen.graph, "learned_from": learned, "candidate": chosen.name,
+                      "basis_version": BASIS_VERSION, "features": list(FEATURES), "groups": list(GROUPS),
+                      "bases": list(BASES), "time_share": af.group_share(x, coef), "selection": table},
+        "device": device, "backend": backend, "threads": threads, "kernels": kernel_record,
+        "library_versions": library_versions(),
+        "feature_schema": {"basis_version": BASIS_VERSION, "unit": "ms per network (float32, batch as traced)"},
+        "n_samples": {"models": n, "kernels": None if kernel_record is None else kernel_record["n_kernels"]},
+        "cv_metrics": metrics(y, oof), "held_out_metrics": None,
+        "provenance": {"text": how, "citation": None},
+        "not_modelled": ["dtypes other than float32", "thread counts and batch sizes other than the fitted ones",
+                         "op kinds absent from the fitting networks cost nothing but their group's share"],
+    }

@@ -1,0 +1,131 @@
+"""Additive per-op predictor: a network's latency is the sum of its ops' costs, each cost a
+non-negative mix of the work bases in :mod:`latency_models.predictors.basis`, plus an intercept.
+
+One coefficient vector (ms per unit of each basis) is the whole model, however it was learned
+(whole-network timings, kernels profiled on the target, or a prior device adapted; see
+:mod:`latency_models.predictors.additive_fit`). A bootstrap ensemble of coefficient vectors and
+the cross-validated residuals give intervals: ``predict(..., quantile=0.9)``.
+
+File: ``coef.npz`` (``coef`` (F,), ``ensemble`` (K, F), ``residual_q`` / ``residual_log``)
+beside the manifest; plain float arrays, no pickle, no scikit-learn needed to load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from latency_models.artifact import npz_arrays, npz_bytes, register_kind
+from latency_models.graph import GRAPH_MODES, OpGraph
+from latency_models.predictors.base import LatencyPredictor
+from latency_models.predictors.basis import FEATURES, Designer
+from spaces.ops import Op
+
+BASIS_VERSION = 1  # bump when basis.py changes what a feature means
+MIN_MS = 1e-3
+
+
+@register_kind("additive")
+class AdditivePredictor(LatencyPredictor):
+    """ms = features(ops) @ coef; features are summed per-op work bases (see the module docstring)."""
+
+    def __init__(self, manifest: dict[str, Any], coef: np.ndarray, ensemble: np.ndarray | None = None,
+                 residual_q: np.ndarray | None = None, residual_log: np.ndarray | None = None) -> None:
+        super().__init__(manifest)
+        self.coef = np.asarray(coef, dtype=np.float64)
+        if self.coef.shape != (len(FEATURES),):
+            raise ValueError(f"coefficient vector has shape {self.coef.shape}, expected ({len(FEATURES)},)")
+        self.ensemble = np.zeros((0, len(FEATURES))) if ensemble is None else np.asarray(ensemble, np.float64)
+        self.residual_q = np.array([0.5]) if residual_q is None else np.asarray(residual_q, np.float64)
+        self.residual_log = np.zeros(len(self.residual_q)) if residual_log is None else np.asarray(residual_log)
+        self.graph: str = manifest.get("predictor", {}).get("graph", "eager")
+        if self.graph not in GRAPH_MODES:
+            raise ValueError(f"graph mode {self.graph!r} is not one of {GRAPH_MODES}")
+        self._designer = Designer()
+
+    # ---- from features ----------------------------------------------------------------------
+    def predict_features(self, x: np.ndarray, quantile: float | None = None) -> np.ndarray:
+        """ms of each network feature row ``x`` ``(n, F)``; with ``quantile`` the upper/lower bound
+        at that level: cross-validated residual quantile, widened by the ensemble's spread."""
+        point = np.maximum(x @ self.coef, MIN_MS)
+        if quantile is None:
+            return point
+        if not 0.0 < float(quantile) < 1.0:
+            raise ValueError(f"quantile must lie strictly between 0 and 1, got {quantile!r}")
+        r = float(np.interp(quantile, self.residual_q, self.residual_log))
+        spread = 0.0
+        if len(self.ensemble) > 1:
+            members = np.log(np.maximum(x @ self.ensemble.T, MIN_MS))
+            lo, hi = np.quantile(members, [0.16, 0.84], axis=1)  # robust: a member may collapse to ~0
+            spread = (hi - lo) / 2 * NormalDist().inv_cdf(float(quantile))
+        width = np.sign(quantile - 0.5) * np.sqrt(r ** 2 + spread ** 2)
+        return point * np.exp(width)
+
+    def features(self, op_lists: Sequence[Sequence[Op]]) -> np.ndarray:
+        return self._designer.matrix(op_lists)
+
+    def predict_op_lists(self, op_lists: Sequence[Sequence[Op]], quantile: float | None = None) -> np.ndarray:
+        return self.predict_features(self.features(op_lists), quantile)
+
+    # ---- from modules and architectures -----------------------------------------------------
+    def ops_of(self, module: Any, input_shape: Sequence[int]) -> list[Op]:
+        """The ops this predictor's device runs for ``module`` (a torch module or a traced
+        :class:`OpGraph`): every launched kernel, or only live ones for a compiled runtime."""
+        from latency_models.graph import trace_graph
+
+        graph = module if isinstance(module, OpGraph) else trace_graph(module, input_shape)
+        return graph.ops(self.graph)
+
+    def predict(self, module: Any, input_shape: Sequence[int], quantile: float | None = None) -> float:
+        """ms of ``module`` on ``input_shape`` (B, C, H, W), from its traced kernels (runs it once)."""
+        return float(self.predict_op_lists([self.ops_of(module, input_shape)], quantile)[0])
+
+    def predict_archs(self, archs: Sequence[Any], input_hw: tuple[int, int] | None = None,
+                      quantile: float | None = None) -> np.ndarray:
+        """ms per architecture from its analytic ``arch.ops``; WDSR-B archs are summed per block
+        (exact: the model is additive over ops), so 10,000 archs take well under a second."""
+        return self.predict_features(self.arch_features(archs, input_hw), quantile)
+
+    def arch_features(self, archs: Sequence[Any], input_hw: tuple[int, int] | None) -> np.ndarray:
+        from latency_models.predictors.opwise import arch_ops
+
+        if not (archs and all(type(a).__name__ == "WDSRBArch" for a in archs)):
+            return self.features([arch_ops(a, input_hw) for a in archs])
+        bases = {(a.scale, a.channels): dataclasses.replace(a, blocks=()) for a in archs}
+        base_x = {k: self._designer.network(arch_ops(b, input_hw)) for k, b in bases.items()}
+        block_x: dict[tuple, np.ndarray] = {}
+        out = np.empty((len(archs), len(FEATURES)))
+        for i, a in enumerate(archs):
+            key = (a.scale, a.channels)
+            x = base_x[key].copy()
+            for b in a.blocks:
+                bk = (*key, b)
+                if bk not in block_x:
+                    one = dataclasses.replace(bases[key], blocks=(b,))
+                    block_x[bk] = self._designer.network(arch_ops(one, input_hw)) - base_x[key]
+                x += block_x[bk]
+            out[i] = x
+        return out
+
+    # ---- file format ------------------------------------------------------------------------
+    def _payload(self) -> dict[str, bytes]:
+        return {"coef.npz": npz_bytes({"coef": self.coef, "ensemble": self.ensemble,
+                                       "residual_q": self.residual_q, "residual_log": self.residual_log})}
+
+    @classmethod
+    def from_artifact(cls, manifest: dict[str, Any], members: dict[str, bytes]) -> AdditivePredictor:
+        spec = manifest.get("predictor", {})
+        if spec.get("basis_version") != BASIS_VERSION or list(spec.get("features", [])) != list(FEATURES):
+            raise ValueError(
+                f"basis version {spec.get('basis_version')!r} with {len(spec.get('features', []))} features; "
+                f"this package reads version {BASIS_VERSION} ({len(FEATURES)} features). Upgrade hwnas or refit")
+        arrays = npz_arrays(members["coef.npz"])
+        return cls(manifest, arrays["coef"], arrays["ensemble"], arrays["residual_q"], arrays["residual_log"])
+
+    def coefficients(self) -> dict[str, float]:
+        """Non-zero coefficients by feature name (ms per unit), for reading a fitted model."""
+        return {name: float(c) for name, c in zip(FEATURES, self.coef) if c > 0}

@@ -1,0 +1,189 @@
+"""Learning the additive predictor's coefficients, three ways, chosen explicitly:
+
+1. *Whole-network timings only* (default): per-op costs learned end to end. The network design
+   matrix (summed op bases, :mod:`basis`) is regressed on the timings by non-negative least squares
+   on relative error with a ridge penalty on column-scaled coefficients; the ridge strength and the
+   graph mode (eager: every launched kernel; compiled: dead, constant and identity ops dropped, BN
+   and activations after a conv marked fused) are chosen by k-fold cross-validation.
+2. *Kernels profiled on the target* (``kernels=`` a backend name or measured ``{Op: ms}``): the
+   per-op coefficients are fitted on the kernels timed alone, then a few per-group scale factors,
+   a per-op overhead and an intercept are fitted on the whole networks (in a network, kernels run
+   with colder caches and framework overhead between them than alone).
+3. *A prior device adapted* (``prior=`` predictor(s) of other devices): the prior's per-op costs
+   are kept in shape and only rescaled per group on the new device's few timings, the same
+   second stage as 2. With several priors (and the from-scratch fit) cross-validation picks.
+
+Intervals: a bootstrap ensemble of the chosen fit, plus the out-of-fold residual quantiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from latency_models.predictors.basis import FEATURES, GROUPS, INTERCEPT, group_columns
+
+RIDGE_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+RESIDUAL_Q = np.array([0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99])
+CV_FOLDS = 5
+CV_CLIP = 0.25
+HUBER_DELTA = 0.05  # relative error beyond which a network's weight falls as 1 / error
+HUBER_ROUNDS = 3  # relative errors are clipped in the CV score so one outlier does not pick the model
+
+
+def nnls_relative(a: np.ndarray, y: np.ndarray, ridge: float, rounds: int = HUBER_ROUNDS) -> np.ndarray:
+    """argmin_{c >= 0} sum_i huber((a_i c - y_i) / y_i) + ridge * n * ||s c||^2, ``s`` the column
+    RMS of a / y, by iteratively reweighted least squares (``rounds`` re-weightings).
+
+    Relative error weights a network by 1 / latency, so a few near-zero timings (a network a
+    compiler folded away, a 1 ms-resolution phone reading 1) would dominate plain least squares;
+    the Huber weights cap each network's pull at :data:`HUBER_DELTA` relative error.
+    Columns that are zero on every row get a zero coefficient.
+    """
+    weights = np.ones(len(y))
+    coef = np.zeros(a.shape[1])
+    for _ in range(rounds + 1):
+        coef = _nnls_weighted(a, y, ridge, weights)
+        r = np.abs(a @ coef - y) / y
+        weights = np.minimum(1.0, HUBER_DELTA / np.maximum(r, 1e-12))
+    return coef
+
+
+def _nnls_weighted(a: np.ndarray, y: np.ndarray, ridge: float, weights: np.ndarray) -> np.ndarray:
+    from scipy.optimize import nnls
+
+    rel = a / y[:, None]
+    scale = np.sqrt((rel ** 2).mean(axis=0))
+    used = scale > 0
+    coef = np.zeros(a.shape[1])
+    if not used.any():
+        return coef
+    root_w = np.sqrt(weights)
+    z = rel[:, used] / scale[used] * root_w[:, None]
+    k = int(used.sum())
+    aug = np.vstack([z, np.sqrt(ridge * weights.sum()) * np.eye(k)])
+    target = np.concatenate([root_w, np.zeros(k)])
+    sol, _ = nnls(aug, target, maxiter=50 * aug.shape[1])
+    coef[used] = sol / scale[used]
+    return coef
+
+
+def rescale_design(x: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Stage-2 design: per group its predicted ms under ``base``, the op count, an intercept."""
+    cols, names = [], []
+    for g in GROUPS:
+        s = group_columns(g)
+        col = x[:, s] @ base[s]
+        if np.any(col > 0):
+            cols.append(col)
+            names.append(g)
+    cols.append(x[:, [group_columns(g).start for g in GROUPS]].sum(axis=1))  # count bases
+    cols.append(np.ones(len(x)))
+    return np.stack(cols, axis=1), [*names, "_per_op", "_intercept"]
+
+
+def rescaled(base: np.ndarray, names: Sequence[str], factors: np.ndarray) -> np.ndarray:
+    """The single coefficient vector equal to ``rescale_design(x, base) @ factors``."""
+    coef = np.zeros_like(base)
+    for name, f in zip(names, factors):
+        if name == "_per_op":
+            for g in GROUPS:
+                coef[group_columns(g).start] += f
+        elif name == "_intercept":
+            coef[INTERCEPT] += f
+        else:
+            s = group_columns(name)
+            coef[s] += base[s] * f
+    return coef
+
+
+def fit_rescale(x: np.ndarray, y: np.ndarray, base: np.ndarray, ridge: float = 1e-4) -> np.ndarray:
+    d, names = rescale_design(x, base)
+    return rescaled(base, names, nnls_relative(d, y, ridge))
+
+
+def fit_kernel_costs(op_x: np.ndarray, kernel_ms: np.ndarray, ridge: float = 1e-4) -> np.ndarray:
+    """Per-op coefficients from kernels timed alone (rows: one op each, no intercept)."""
+    coef = np.zeros(len(FEATURES))
+    for g in GROUPS:
+        s = group_columns(g)
+        rows = op_x[:, s.start] > 0  # the op's count basis is 1 in its own group
+        if rows.any():
+            coef[s] = nnls_relative(op_x[rows][:, s], kernel_ms[rows], ridge)
+    return coef
+
+
+Fitter = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class Candidate:
+    """One way to fit: a name, which feature matrix (graph mode) it reads, and the fitter."""
+
+    name: str
+    graph: str
+    fit: Fitter
+
+
+def folds(n: int, k: int, seed: int) -> list[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i::k] for i in range(min(k, n))]
+
+
+def out_of_fold(x: np.ndarray, y: np.ndarray, fitter: Fitter, seed: int) -> np.ndarray:
+    """Predictions of each sample by a fit on the other folds."""
+    pred = np.empty(len(y))
+    for test in folds(len(y), CV_FOLDS, seed):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        pred[test] = np.maximum(x[test] @ fitter(x[train], y[train]), 1e-3)
+    return pred
+
+
+def cv_score(y: np.ndarray, pred: np.ndarray) -> float:
+    return float(np.minimum(np.abs(pred - y) / y, CV_CLIP).mean())
+
+
+def scratch_candidates(graphs: Sequence[str]) -> list[Candidate]:
+    return [Candidate(f"networks(ridge={r:g})", g, lambda x, y, r=r: nnls_relative(x, y, r))
+            for g in graphs for r in RIDGE_GRID]
+
+
+def base_candidates(name: str, graph: str, base: np.ndarray) -> list[Candidate]:
+    return [Candidate(name, graph, lambda x, y, b=base: fit_rescale(x, y, b))]
+
+
+def select(xs: dict[str, np.ndarray], y: np.ndarray, candidates: Sequence[Candidate], seed: int
+           ) -> tuple[Candidate, np.ndarray, list[dict]]:
+    """The candidate with the best out-of-fold score, its out-of-fold predictions and the table."""
+    table, best = [], None
+    for cand in candidates:
+        pred = out_of_fold(xs[cand.graph], y, cand.fit, seed)
+        score = cv_score(y, pred)
+        table.append({"candidate": cand.name, "graph": cand.graph, "cv_score": score,
+                      "cv_within_10pct": float(np.mean(np.abs(pred - y) / y <= 0.10))})
+        if best is None or score < best[0]:
+            best = (score, cand, pred)
+    assert best is not None
+    return best[1], best[2], table
+
+
+def bootstrap(x: np.ndarray, y: np.ndarray, fitter: Fitter, n: int, seed: int) -> np.ndarray:
+    """``(n, F)`` coefficient vectors fitted on bootstrap resamples of the networks."""
+    rng = np.random.default_rng(seed + 1)
+    return np.stack([fitter(x[idx], y[idx]) for idx in (rng.integers(0, len(y), len(y)) for _ in range(n))])
+
+
+def residual_quantiles(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Quantiles of log(measured / predicted) at :data:`RESIDUAL_Q`."""
+    return np.quantile(np.log(y / pred), RESIDUAL_Q)
+
+
+def group_share(x: np.ndarray, coef: np.ndarray) -> dict[str, float]:
+    """Share of predicted time per group over the fitting networks (for the manifest)."""
+    total = float((x @ coef).sum()) or 1.0
+    out = {g: float((x[:, group_columns(g)] @ coef[group_columns(g)]).sum()) / total for g in GROUPS}
+    out["intercept"] = float(x[:, INTERCEPT].sum() * coef[INTERCEPT]) / total
+    return {k: round(v, 4) for k, v in out.items() if v > 0}
+
