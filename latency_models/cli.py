@@ -7,7 +7,9 @@
     python -m latency_models predict sr_t1.hwlat --arch arch.json --input-hw 90 160
 
 Datasets are the measurement half's ``.jsonl`` / ``.csv`` files (rows carry their traced ops),
-so fitting needs no model code; kernels are re-timed on this host at fit time.
+so fitting needs no model code. By default nothing is timed at fit time (per-op costs are
+learned from the whole-network timings); ``--kernels BACKEND`` profiles the kernels on that
+backend (``adb`` for a phone), ``--prior FILE`` adapts other devices' predictors.
 """
 
 from __future__ import annotations
@@ -65,23 +67,26 @@ def _read(path: str) -> tuple[dict[str, Any], list[Any], list[float], int]:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    import latency_models
     from latency_models.evaluate import FlopsLinear, compare
     from latency_models.features import total_flops
-    from latency_models.predictors.opwise import fit_op_lists
 
-    _, ops, ys, threads = _read(args.dataset)
+    meta, ops, ys, threads = _read(args.dataset)
     order = list(range(len(ys)))
     random.Random(args.seed).shuffle(order)
     n_test = int(round(args.holdout * len(ys)))
     test, train = order[:n_test], order[n_test:]
-    pred = fit_op_lists([ops[i] for i in train], [ys[i] for i in train], threads=threads, seed=args.seed,
-                        progress=True, max_kernels=args.max_kernels)
+    priors = [latency_models.load(p) for p in args.prior or []]
+    pred = latency_models.fit([(ops[i], None, ys[i]) for i in train], kernels=args.kernels, prior=priors or None,
+                              graph=args.graph, threads=threads, device=str(meta.get("device", "unknown")),
+                              backend=meta.get("backend"), seed=args.seed, progress=True, max_kernels=args.max_kernels)
     if test:
         g = [total_flops(o) / 1e9 for o in ops]
         base = FlopsLinear().fit([g[i] for i in train], [ys[i] for i in train]).predict([g[i] for i in test])
         p = pred.predict_op_lists([ops[i] for i in test])
         pred.manifest["held_out_metrics"] = compare([ys[i] for i in test], p, base)
         print(json.dumps(pred.manifest["held_out_metrics"], indent=2))
+    print(f"learned from {pred.manifest['predictor']['learned_from']} ({pred.manifest['provenance']['text']})")
     print(f"wrote {pred.save(args.out)}")
     return 0
 
@@ -149,10 +154,15 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--quick", action="store_true")
     c.add_argument("--max-repeats", type=int, default=30)
     c.add_argument("--out", required=True)
-    f = sub.add_parser("fit", help="fit an opwise predictor on a dataset (kernels timed on this host)")
+    f = sub.add_parser("fit", help="fit an additive per-op predictor on a dataset (whole-network timings)")
     f.add_argument("dataset")
     f.add_argument("--out", required=True)
     f.add_argument("--holdout", type=float, default=0.25)
+    f.add_argument("--kernels", default=None, metavar="BACKEND",
+                   help="also profile each distinct kernel alone on BACKEND (torch-cpu, torch-cuda, onnxruntime-cpu, "
+                        "adb); default: learn per-op costs from the network timings, timing nothing")
+    f.add_argument("--prior", nargs="+", metavar="FILE", help="predictor files of other devices to adapt from")
+    f.add_argument("--graph", choices=["auto", "eager", "compiled"], default="auto")
     f.add_argument("--max-kernels", type=int, default=3000)
     f.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("evaluate", help="accuracy of a predictor on a dataset, beside FLOPs-linear")

@@ -54,6 +54,20 @@ class OpGraph:
     nodes: tuple[TracedOp, ...]
     outputs: tuple[int, ...]
 
+    @staticmethod
+    def from_ops(ops: Sequence[Op]) -> OpGraph:
+        """A graph of ops known only as a list (a dataset row): every op runs, in both modes."""
+        return OpGraph(tuple(TracedOp(op, (), True, False) for op in ops), tuple(range(len(ops))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nodes": [[n.op.to_dict(), list(n.deps), n.varying, n.identity] for n in self.nodes],
+                "outputs": list(self.outputs)}
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> OpGraph:
+        nodes = tuple(TracedOp(Op.from_dict(o), tuple(d), bool(v), bool(i)) for o, d, v, i in data["nodes"])
+        return OpGraph(nodes, tuple(data["outputs"]))
+
     def live(self) -> list[bool]:
         """Ops a compiler keeps: reach an output, depend on the input, and do real work."""
         keep = [False] * len(self.nodes)

@@ -5,8 +5,8 @@
     fit(samples, kernels={op: ms, ...})           # + kernels measured elsewhere, on the target
     fit(samples, prior=[p_gpu, p_xeon])           # adapt other devices' predictors to few samples
 
-``samples``: ``(module, input_shape, latency_ms)``, ``module`` a ``torch.nn.Module`` or an
-already traced :class:`~latency_models.graph.OpGraph`. See
+``samples``: ``(module, input_shape, latency_ms)``, ``module`` a ``torch.nn.Module``, an
+already traced :class:`~latency_models.graph.OpGraph`, or a list of ops (a dataset row). See
 :mod:`latency_models.predictors.additive_fit` for how each way learns.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 from latency_models.graph import GRAPH_MODES, OpGraph, trace_graph
 from latency_models.predictors import additive_fit as af
 from latency_models.predictors.additive import BASIS_VERSION, AdditivePredictor
-from latency_models.predictors.basis import BASES, FEATURES, GROUPS, Designer
+from latency_models.predictors.basis import BASES, FEATURES, GROUPS, Designer, group_columns
 from spaces.ops import Op
 
 MIN_SAMPLES = 5
@@ -39,6 +39,8 @@ def read_samples(samples: Iterable[tuple[Any, Sequence[int], float]]) -> tuple[l
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"sample {i}: latency_ms={ms!r} is not a positive finite number of milliseconds; "
                              "drop or re-measure that network")
+        if isinstance(module, (list, tuple)):
+            module = OpGraph.from_ops(module)
         graphs.append(module if isinstance(module, OpGraph) else trace_graph(module, tuple(shape)))
         ys.append(value)
     if len(ys) < MIN_SAMPLES:
@@ -102,12 +104,12 @@ def fit(samples: Iterable[tuple[Any, Sequence[int], float]], *, kernels: Any = N
     if kernels is not None:
         base, kernel_record = _kernel_base(kernels, lists[modes[0]], threads, kernel_options, max_kernels, seed,
                                            progress)
-        candidates = af.base_candidates("kernels+rescale", modes[0], base)
+        candidates = af.base_candidates("kernels", modes[0], base)
     else:
-        candidates = af.scratch_candidates(modes)
-        for i, p in enumerate(priors):
-            for m in modes:
-                candidates += af.base_candidates(f"prior[{i}]({p.manifest.get('device')})+rescale", m, p.coef)
+        # a prior's per-op costs were learned on its own op lists: adapt it on those only
+        candidates = [c for i, p in enumerate(priors) if p.graph in modes
+                      for c in af.base_candidates(f"prior[{i}]({p.manifest.get('device')})", p.graph, p.coef)]
+        candidates += af.scratch_candidates(modes)
     chosen, oof, table = af.select(xs, y, candidates, seed)
     x = xs[chosen.graph]
     coef = chosen.fit(x, y)
@@ -131,7 +133,8 @@ def _manifest(device: str, backend: str | None, threads: int, chosen: af.Candida
         "kind": "additive",
         "predictor": {"kind": "additive", "graph": chosen.graph, "learned_from": learned, "candidate": chosen.name,
                       "basis_version": BASIS_VERSION, "features": list(FEATURES), "groups": list(GROUPS),
-                      "bases": list(BASES), "time_share": af.group_share(x, coef), "selection": table},
+                      "bases": list(BASES), "time_share": af.group_share(x, coef), "selection": table,
+                      "groups_fitted": [g for g in GROUPS if x[:, group_columns(g).start].any()]},
         "device": device, "backend": backend, "threads": threads, "kernels": kernel_record,
         "library_versions": library_versions(),
         "feature_schema": {"basis_version": BASIS_VERSION, "unit": "ms per network (float32, batch as traced)"},
@@ -139,5 +142,5 @@ def _manifest(device: str, backend: str | None, threads: int, chosen: af.Candida
         "cv_metrics": metrics(y, oof), "held_out_metrics": None,
         "provenance": {"text": how, "citation": None},
         "not_modelled": ["dtypes other than float32", "thread counts and batch sizes other than the fitted ones",
-                         "op kinds absent from the fitting networks cost nothing but their group's share"],
+                         "op groups absent from the fitting networks (warned when predicted)"],
     }

@@ -13,6 +13,7 @@ beside the manifest; plain float arrays, no pickle, no scikit-learn needed to lo
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from statistics import NormalDist
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 from latency_models.artifact import npz_arrays, npz_bytes, register_kind
 from latency_models.graph import GRAPH_MODES, OpGraph
 from latency_models.predictors.base import LatencyPredictor
-from latency_models.predictors.basis import FEATURES, Designer
+from latency_models.predictors.basis import FEATURES, GROUPS, Designer, group_columns
 from spaces.ops import Op
 
 BASIS_VERSION = 1  # bump when basis.py changes what a feature means
@@ -66,7 +67,18 @@ class AdditivePredictor(LatencyPredictor):
         return point * np.exp(width)
 
     def features(self, op_lists: Sequence[Sequence[Op]]) -> np.ndarray:
-        return self._designer.matrix(op_lists)
+        return self._checked(self._designer.matrix(op_lists))
+
+    def _checked(self, x: np.ndarray) -> np.ndarray:
+        """Warn when ops of a group no fitting network had are predicted (their cost is unknown)."""
+        fitted = self.manifest.get("predictor", {}).get("groups_fitted")
+        if fitted is not None:
+            unseen = [g for g in GROUPS if g not in fitted and x[:, group_columns(g).start].any()]
+            if unseen:
+                warnings.warn(f"op groups {unseen} were never measured for this predictor (no fitting network had "
+                              "them): their cost is extrapolated as zero; fit on networks that contain them",
+                              stacklevel=3)
+        return x
 
     def predict_op_lists(self, op_lists: Sequence[Sequence[Op]], quantile: float | None = None) -> np.ndarray:
         return self.predict_features(self.features(op_lists), quantile)
@@ -109,7 +121,7 @@ class AdditivePredictor(LatencyPredictor):
                     block_x[bk] = self._designer.network(arch_ops(one, input_hw)) - base_x[key]
                 x += block_x[bk]
             out[i] = x
-        return out
+        return self._checked(out)
 
     # ---- file format ------------------------------------------------------------------------
     def _payload(self) -> dict[str, bytes]:

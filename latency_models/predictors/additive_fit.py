@@ -141,32 +141,43 @@ def out_of_fold(x: np.ndarray, y: np.ndarray, fitter: Fitter, seed: int) -> np.n
     return pred
 
 
-def cv_score(y: np.ndarray, pred: np.ndarray) -> float:
-    return float(np.minimum(np.abs(pred - y) / y, CV_CLIP).mean())
-
-
 def scratch_candidates(graphs: Sequence[str]) -> list[Candidate]:
     return [Candidate(f"networks(ridge={r:g})", g, lambda x, y, r=r: nnls_relative(x, y, r))
-            for g in graphs for r in RIDGE_GRID]
+            for g in graphs for r in sorted(RIDGE_GRID, reverse=True)]
+
+
+def fit_scale(x: np.ndarray, y: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``base`` times one factor, plus an intercept: two parameters, enough for a handful of timings."""
+    factors = nnls_relative(np.stack([x @ base, np.ones(len(x))], axis=1), y, 1e-6)
+    coef = base * factors[0]
+    coef[INTERCEPT] += factors[1]
+    return coef
 
 
 def base_candidates(name: str, graph: str, base: np.ndarray) -> list[Candidate]:
-    return [Candidate(name, graph, lambda x, y, b=base: fit_rescale(x, y, b))]
+    """A base's per-op costs (a prior device's, or kernels timed alone) scaled as a whole, or per group."""
+    return [Candidate(f"{name}+scale", graph, lambda x, y, b=base: fit_scale(x, y, b)),
+            Candidate(f"{name}+rescale", graph, lambda x, y, b=base: fit_rescale(x, y, b))]
 
 
 def select(xs: dict[str, np.ndarray], y: np.ndarray, candidates: Sequence[Candidate], seed: int
            ) -> tuple[Candidate, np.ndarray, list[dict]]:
-    """The candidate with the best out-of-fold score, its out-of-fold predictions and the table."""
-    table, best = [], None
+    """The simplest candidate whose out-of-fold score is within one standard error of the best
+    (the one-standard-error rule), its out-of-fold predictions and the table. ``candidates``
+    come simplest first (a scaled prior, a per-group rescaled one, then stronger ridge before
+    weaker), so on few samples, where scores are noisy, the model with fewer free parameters
+    is kept unless another is clearly better."""
+    table, scored = [], []
     for cand in candidates:
         pred = out_of_fold(xs[cand.graph], y, cand.fit, seed)
-        score = cv_score(y, pred)
+        errors = np.minimum(np.abs(pred - y) / y, CV_CLIP)
+        score = float(errors.mean())
         table.append({"candidate": cand.name, "graph": cand.graph, "cv_score": score,
                       "cv_within_10pct": float(np.mean(np.abs(pred - y) / y <= 0.10))})
-        if best is None or score < best[0]:
-            best = (score, cand, pred)
-    assert best is not None
-    return best[1], best[2], table
+        scored.append((score, float(errors.std() / np.sqrt(len(y))), cand, pred))
+    best_score, best_se, _, _ = min(scored, key=lambda item: item[0])
+    _, _, cand, pred = next(item for item in scored if item[0] <= best_score + best_se)
+    return cand, pred, table
 
 
 def bootstrap(x: np.ndarray, y: np.ndarray, fitter: Fitter, n: int, seed: int) -> np.ndarray:
