@@ -24,11 +24,11 @@ ZOOS = ("host", "sr", "vit", "cnn", "reference")
 
 
 def _zoo(name: str, n: int, seed: int, quick: bool) -> list[Any]:
-    from latency_models import zoo
+    from latency_models import host, zoo
 
     rng = random.Random(seed)
     if name == "host":
-        return zoo.host_zoo(rng, quick)
+        return host.host_zoo(rng, quick)
     if name == "reference":
         return zoo.reference_models()
     return {"sr": zoo.sr_models, "vit": zoo.vit_models, "cnn": zoo.cnn_models}[name](n, rng)

@@ -110,6 +110,9 @@ def build_host_predictor(threads: int = 1, quick: bool = False, progress: bool =
     pred = [predictor.predict(models[i].build(), models[i].input_shape) for i in test]
     predictor.manifest["held_out_metrics"] = {"predictor": metrics(measured, pred),
                                               "re_measured": metrics(measured, again)}
+    from latency_models.hostinfo import host_info
+
+    predictor.manifest["host"] = host_info()
     predictor.manifest["zoo"] = {"n_fit": len(train), "n_held_out": len(test), "timing": "interleaved, 5 rounds x 3"}
     report(predictor)
     return predictor
@@ -124,8 +127,8 @@ def report(predictor: Any) -> None:
           f"re-timed agree {100 * r['within_10pct']:.0f}% within +-10% (MAPE {r['mape_pct']:.1f}%)", flush=True)
     if p["within_15pct"] >= POOR_WITHIN_15:
         return
-    cause = ("this host's timings do not repeat (re-timed networks disagree as much): measure on an idle "
-             "machine or with clock='thread_cpu'" if r["within_15pct"] < POOR_WITHIN_15 else
+    cause = ("this host's timings do not repeat (re-timed networks disagree as much): rebuild it on an idle "
+             "machine (delete the cached file)" if r["within_15pct"] < POOR_WITHIN_15 else
              "the model form misses something these networks do: inspect predictor.manifest['predictor'] "
              "and fit on timings of the networks you will predict")
     warnings.warn(f"latency predictor for this host is poor ({100 * p['within_15pct']:.0f}% of held-out networks "

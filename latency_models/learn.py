@@ -136,6 +136,7 @@ def _manifest(device: str, backend: str | None, threads: int, chosen: af.Candida
                       "bases": list(BASES), "time_share": af.group_share(x, coef), "selection": table,
                       "groups_fitted": [g for g in GROUPS if x[:, group_columns(g).start].any()]},
         "device": device, "backend": backend, "threads": threads, "kernels": kernel_record,
+        "host": None if kernel_record is None else kernel_record.get("host"),  # the machine timings came from
         "library_versions": library_versions(),
         "feature_schema": {"basis_version": BASIS_VERSION, "unit": "ms per network (float32, batch as traced)"},
         "n_samples": {"models": n, "kernels": None if kernel_record is None else kernel_record["n_kernels"]},

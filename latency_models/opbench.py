@@ -8,8 +8,7 @@ time, so every op module takes one input of the op's first input shape.
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -144,36 +143,6 @@ def time_module(module: nn.Module, input_shape: Sequence[int], threads: int = 1,
         return best
     finally:
         torch.set_num_threads(previous)
-
-
-def measure_ops(ops: Iterable[Op], threads: int = 1, *, seed: int = 0, progress: bool = False,
-                clock: str = "wall", **protocol: Any) -> dict[Op, float]:
-    """Fastest-run ms of each distinct op run alone, measured in a seeded random order.
-
-    ``protocol`` overrides :class:`latency_models.protocol.Protocol` fields (short by default:
-    kernels are fast and many); ``clock="thread_cpu"`` times with :func:`time_module` instead.
-    """
-    from latency_models.backends import get_backend
-    from latency_models.protocol import Protocol
-
-    todo = list(dict.fromkeys(ops))
-    random.Random(seed).shuffle(todo)
-    options = {"warmup": 3, "min_repeats": 8, "max_repeats": 25, "rel_tol": 0.02, "max_seconds": 2.0}
-    options.update(protocol)
-    proto = Protocol.from_kwargs(**options)
-    backend = get_backend("torch-cpu")
-    out: dict[Op, float] = {}
-    bar = _progress(len(todo), "kernels", progress)
-    for op in todo:
-        module, shape = op_module(op)
-        module.eval()
-        if clock == "wall":
-            out[op] = lower_envelope_ms(backend.run(module, shape, threads, proto).times_ms)
-        else:
-            out[op] = time_module(module, shape, threads, clock=clock, repeats=proto.min_repeats, warmup=proto.warmup)
-        bar.update(1)
-    bar.close()
-    return out
 
 
 def lower_envelope_ms(times_ms: Sequence[float]) -> float:

@@ -4,8 +4,7 @@
 from latency_models.predictors.additive import AdditivePredictor
 from latency_models.predictors.base import LatencyPredictor
 from latency_models.predictors.lut import BlockLUTPredictor
-from latency_models.predictors.opwise import OpwisePredictor
 from latency_models.predictors.published import PublishedBlockPredictor
 from latency_models.predictors.surrogate import SRSurrogate
 
-__all__ = ["AdditivePredictor", "BlockLUTPredictor", "LatencyPredictor", "OpwisePredictor", "PublishedBlockPredictor", "SRSurrogate"]
+__all__ = ["AdditivePredictor", "BlockLUTPredictor", "LatencyPredictor", "PublishedBlockPredictor", "SRSurrogate"]

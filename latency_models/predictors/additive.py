@@ -103,7 +103,7 @@ class AdditivePredictor(LatencyPredictor):
         return self.predict_features(self.arch_features(archs, input_hw), quantile)
 
     def arch_features(self, archs: Sequence[Any], input_hw: tuple[int, int] | None) -> np.ndarray:
-        from latency_models.predictors.opwise import arch_ops
+        from latency_models.predictors.base import arch_ops
 
         if not (archs and all(type(a).__name__ == "WDSRBArch" for a in archs)):
             return self.features([arch_ops(a, input_hw) for a in archs])

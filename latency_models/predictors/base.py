@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from latency_models.artifact import write_artifact
+from spaces.ops import Op
 
 
 class LatencyPredictor(ABC):
@@ -47,3 +48,16 @@ class LatencyPredictor(ABC):
     def __repr__(self) -> str:
         m = self.manifest
         return f"{type(self).__name__}(device={m.get('device')!r}, backend={m.get('backend')!r}, threads={m.get('threads')!r})"
+
+
+def arch_ops(arch: Any, input_hw: tuple[int, int] | None) -> list[Op]:
+    """``arch.ops(input_hw)`` for image-size dependent archs (first parameter ``lr_hw`` /
+    ``input_hw``), ``arch.ops()`` for fixed-size ones (e.g. ``TokenPruneArch.ops(batch=1)``)."""
+    import inspect
+
+    params = list(inspect.signature(arch.ops).parameters)
+    if params and params[0] in ("lr_hw", "input_hw", "hw"):
+        if input_hw is None:
+            raise ValueError(f"{getattr(arch, 'family', arch)} needs input_hw (height, width) to list its ops")
+        return list(arch.ops(tuple(input_hw)))
+    return list(arch.ops())

@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 from latency_models.features import UntraceableOpError, flops, memory_bytes, total_flops, trace_ops
-from latency_models.predictors.opfeatures import canonical
 from latency_models.zoo import WDSRB, PrunedViT, espcn, fsrcnn, sr_models
 from spaces import ESPCNArch, FSRCNNArch
 from spaces.ops import OP_KINDS
@@ -62,7 +61,7 @@ def test_pruned_vit_trace_and_logits():
     arch = space.arch((0.7, 0.49, 0.343))
     shape = (1, arch.in_chans, arch.img_size, arch.img_size)
     net = PrunedViT(arch).eval()
-    ops = [canonical(o) for o in trace_ops(net, shape)]
+    ops = trace_ops(net, shape)
     assert kinds(ops).count("topk") == 3 and kinds(ops).count("sdpa") == arch.depth
     sdpa_tokens = [o.inputs[0][2] for o in ops if o.kind == "sdpa"]
     assert sdpa_tokens[0] == 1 + arch.num_patches and sdpa_tokens[-1] == 1 + arch.kept_per_stage()[-1] + 1
