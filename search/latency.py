@@ -8,6 +8,7 @@ Three kinds, chosen by ``latency=`` (``auto`` takes the device's default):
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,18 @@ def _measured(device: DeviceProfile, build: BuildFn, options: dict[str, Any],
     return LatencyEstimator("measured", device, source, True, predict)
 
 
-def _fitted(device: DeviceProfile, path: str | None, input_shape: tuple[int, ...]) -> LatencyEstimator:
+def _quantile(value: Any) -> float | None:
+    if value is None:
+        return None
+    q = float(value)
+    if not 0.5 <= q < 1.0:  # nan fails too
+        raise UserError(f"latency.quantile={value!r}: give a level in [0.5, 1) (e.g. 0.9), or null for the point "
+                        "prediction")
+    return q
+
+
+def _fitted(device: DeviceProfile, path: str | None, input_shape: tuple[int, ...],
+            quantile: float | None = None) -> LatencyEstimator:
     try:
         if path:
             predictor = latency_models.load(path)
@@ -105,11 +117,17 @@ def _fitted(device: DeviceProfile, path: str | None, input_shape: tuple[int, ...
             predictor = latency_models.for_device(device.name, threads=device.threads or 1)
     except (FileNotFoundError, ValueError) as err:
         raise UserError(f"latency predictor: {err}") from None
+    if quantile is not None and "quantile" not in inspect.signature(predictor.predict_archs).parameters:
+        raise UserError(f"latency.quantile={quantile}: the {predictor.manifest.get('kind')} predictor gives no "
+                        "intervals; fit one with latency_models.fit or set latency.quantile=null")
+    extra = {} if quantile is None else {"quantile": quantile}
 
     def predict(archs: Sequence[Any]) -> list[float]:
-        return [float(v) for v in predictor.predict_archs(list(archs), tuple(input_shape[-2:]))]
+        return [float(v) for v in predictor.predict_archs(list(archs), tuple(input_shape[-2:]), **extra)]
 
-    source = f"fitted predictor {path or 'for ' + device.name}: {predictor.manifest.get('kind', '')}"
+    bound = "" if quantile is None else f", upper {quantile:.0%} bound (a candidate whose interval reaches " \
+                                        "past the budget counts as infeasible)"
+    source = f"fitted predictor {path or 'for ' + device.name}: {predictor.manifest.get('kind', '')}{bound}"
     return LatencyEstimator("predictor", device, source, False, predict)
 
 
@@ -128,5 +146,5 @@ def make_estimator(
     if kind == "measured":
         return _measured(device, build, latency_cfg, shape)
     if kind == "predictor":
-        return _fitted(device, latency_cfg.get("path"), shape)
+        return _fitted(device, latency_cfg.get("path"), shape, _quantile(latency_cfg.get("quantile")))
     raise UserError(f"unknown latency model {kind!r}; choose latency=auto|published|measured|predictor")
