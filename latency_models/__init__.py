@@ -9,8 +9,8 @@ Public API (sklearn/skl2onnx only needed to fit; loading needs numpy, onnxruntim
 
 Every predictor has ``manifest``, ``predict_archs(archs, input_hw)``, ``predict(module,
 input_shape)`` and ``save(path)``; all latencies are milliseconds. Predictors live in
-:mod:`latency_models.predictors` (opwise kernel-level, published phone block MLP, WDSR-B block
-lookup table, differentiable SR surrogate); op tracing in :mod:`latency_models.features`;
+:mod:`latency_models.predictors` (additive per-op, published phone block MLP, WDSR-B block
+lookup table, differentiable SR surrogate); op tracing in :mod:`latency_models.features` and :mod:`latency_models.graph`;
 CLI: ``python -m latency_models collect | fit | evaluate | export | predict``.
 """
 

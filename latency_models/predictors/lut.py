@@ -1,7 +1,7 @@
 """Lookup-table predictor for the discrete WDSR-B block space: ms per block ``(C, M1, M2)``
 plus a fixed cost per trunk width ``C`` (head, tail, skip conv, PixelShuffle), at one input size.
 
-Built by tabulating any additive teacher (the opwise predictor's correction is linear, so a
+Built by tabulating any additive teacher (the additive predictor is linear over ops, so a
 block's cost is exactly ``teacher(two blocks) - teacher(one block)``) over every member of a
 :class:`spaces.SRSpace`, or filled from block measurements. Prediction is a table read.
 """
