@@ -15,18 +15,20 @@ scored on its own gray values (see :mod:`tasks.sr.metrics`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tasks.sr.resize import imresize
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_TRAIN_ROOT = ASSETS / "T91"
 DEFAULT_EVAL_ROOTS: dict[str, Path] = {"set5": ASSETS / "Set5", "set14": ASSETS / "Set14"}
+SSIM_WINDOW = 11  # tasks.sr.metrics.ssim_y's Gaussian window
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm")
 
 
@@ -52,15 +54,50 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def read_image(path: Path) -> torch.Tensor:
-    """``(C, H, W)`` uint8, C = 3 for colour, 1 for grayscale (alpha dropped, palettes expanded)."""
+    """``(C, H, W)`` uint8, C = 3 for colour, 1 for grayscale, from any bit depth and mode.
+
+    EXIF orientation is applied; palettes are expanded; an alpha channel is dropped (warned once
+    per process); 16-bit and integer images are scaled to 8 bits (``round(v / 257)``, so an 8-bit
+    image stored in 16 bits reads back exactly), as SR benchmarks score 8-bit images; float images
+    are taken as [0, 1]. An unreadable, empty or zero-size file is a :class:`DataError` naming it.
+    """
     try:
         with Image.open(path) as im:
-            im = im.convert("L") if im.mode in ("L", "I;16", "I", "F", "1", "LA") else im.convert("RGB")
-            arr = np.array(im, dtype=np.uint8)
-    except OSError as err:
+            im = ImageOps.exif_transpose(im)
+            arr = _eight_bit(path, im)
+    except (OSError, ValueError, SyntaxError) as err:  # PIL raises all three on broken files
         raise DataError(f"{path}: cannot read this image ({err}); remove it or replace the file") from err
+    if arr.size == 0:
+        raise DataError(f"{path}: the image has no pixels ({arr.shape}); remove it or replace the file")
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        warnings.warn(message, stacklevel=4)
+
+
+def _eight_bit(path: Path, im: Image.Image) -> np.ndarray:
+    """uint8 ``(H, W)`` or ``(H, W, 3)`` from a PIL image of any mode."""
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        _warn_once("alpha", f"{path}: alpha channel dropped (colour kept as is); further images with alpha "
+                            "are read the same way")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        wide = np.asarray(im, dtype=np.float64)
+        return np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
+    if im.mode == "F":
+        return np.clip(np.round(np.asarray(im, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+    if im.mode in ("L", "LA", "1"):
+        return np.asarray(im.convert("L"), dtype=np.uint8)
+    if im.mode in ("P", "PA"):
+        im = im.convert("RGBA")
+        return np.asarray(im, dtype=np.uint8)[..., :3]
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
 def to_float(img: torch.Tensor) -> torch.Tensor:
@@ -135,6 +172,11 @@ def load_eval_set(root: str | Path, scale: int) -> list[EvalImage]:
     Uses shipped MATLAB-bicubic LR files (``LR_bicubic/X{scale}``) when present, else makes them.
     """
     pairs = load_pairs(root, scale, "evaluation", "data.eval_roots={name: /path/to/images}")
+    for name, _, hr in pairs:
+        if min(hr.shape[-2:]) - 2 * scale < SSIM_WINDOW:
+            raise DataError(f"{root}: image {name} is {hr.shape[-2]}x{hr.shape[-1]} pixels, too small for the "
+                            f"{SSIM_WINDOW}x{SSIM_WINDOW} SSIM window after cropping a {scale}-pixel border; "
+                            "remove it from the evaluation folder")
     return [EvalImage(name, to_rgb(to_float(lr))[None].contiguous(), to_float(hr)[None]) for name, lr, hr in pairs]
 
 

@@ -1,0 +1,90 @@
+"""Images of every kind read as the same 8-bit pixels: 16-bit, grayscale, palette, RGBA, EXIF-rotated;
+broken, empty and too-small images are named."""
+
+import struct
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import tasks.sr as sr
+from tasks.sr.data import DataError, load_eval_set, read_image
+
+_COLOUR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (gray, gray+alpha, RGB, RGBA)
+
+
+def write_png16(path: Path, arr: np.ndarray) -> None:
+    """PIL writes 16-bit PNGs only for grayscale: ``(H, W)`` or ``(H, W, C)`` uint16 -> a 16-bit PNG at ``path``."""
+    big = np.asarray(arr, dtype=">u2")
+    if big.ndim == 2:
+        big = big[..., None]
+    h, w, c = big.shape
+    raw = b"".join(b"\x00" + big[y].tobytes() for y in range(h))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", w, h, 16, _COLOUR_TYPE[c], 0, 0, 0)
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+                           + chunk(b"IEND", b""))
+
+
+BABY = sorted((sr.DEFAULT_EVAL_ROOTS["set5"] / "HR").glob("*.png"))[0]
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    return np.asarray(Image.open(BABY).convert("RGB"))[:64, :80]
+
+
+def test_16_bit_colour_and_gray_read_back_the_8_bit_pixels(tmp_path, rgb):
+    write_png16(tmp_path / "c16.png", rgb.astype(np.uint16) * 257)
+    gray = np.asarray(Image.fromarray(rgb).convert("L"))
+    write_png16(tmp_path / "g16.png", gray.astype(np.uint16) * 257)
+    np.testing.assert_array_equal(read_image(tmp_path / "c16.png").permute(1, 2, 0).numpy(), rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / "g16.png")[0].numpy(), gray)
+    # a true 16-bit gradient spans the range instead of saturating
+    ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (8, 1))
+    write_png16(tmp_path / "ramp.png", ramp)
+    got = read_image(tmp_path / "ramp.png")[0].numpy()
+    assert got.min() == 0 and got.max() == 255 and abs(np.mean(got == 255) - 1 / 256) < 0.01
+
+
+def test_palette_rgba_and_exif_rotation(tmp_path, rgb):
+    Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=256).save(tmp_path / "p.png")
+    pal = read_image(tmp_path / "p.png")
+    assert pal.shape == (3, 64, 80) and np.abs(pal.permute(1, 2, 0).numpy().astype(int) - rgb).mean() < 8
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        from tasks.sr import data
+
+        data._WARNED.discard("alpha")
+        got = read_image(tmp_path / "a.png")
+        read_image(tmp_path / "a.png")
+    np.testing.assert_array_equal(got.permute(1, 2, 0).numpy(), rgb)
+    assert sum("alpha channel dropped" in str(w.message) for w in seen) == 1  # said once
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(rgb).save(tmp_path / "r.jpg", exif=exif, quality=100)
+    assert read_image(tmp_path / "r.jpg").shape == (3, 80, 64)
+
+
+def test_broken_and_empty_files_are_named(tmp_path, rgb):
+    (tmp_path / "empty.png").write_bytes(b"")
+    Image.fromarray(rgb).save(tmp_path / "ok.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "ok.png").read_bytes()[:200])
+    for name in ("empty.png", "cut.png"):
+        with pytest.raises(DataError, match=name):
+            read_image(tmp_path / name)
+
+
+def test_eval_images_too_small_for_ssim_are_refused(tmp_path, rgb):
+    Image.fromarray(rgb).save(tmp_path / "big.png")
+    Image.fromarray(rgb[:14, :14]).save(tmp_path / "tiny.png")
+    with pytest.raises(DataError, match="tiny is 14x14 pixels, too small for the 11x11 SSIM window"):
+        load_eval_set(tmp_path, 2)
