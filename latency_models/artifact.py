@@ -5,8 +5,11 @@ Layout::
     manifest.json      schema, schema_version, predictor kind, device, backend, threads, host,
                        library versions, feature schema, n samples, held-out metrics,
                        provenance, what is not modelled
-    *.onnx             sklearn regressors converted with skl2onnx (read with onnxruntime)
     *.npz              float arrays, read with ``allow_pickle=False``
+    *.onnx             ONNX graphs (read with onnxruntime), all weights inside: no external data
+
+Members are inflated in chunks and refused past :data:`MAX_MEMBER_BYTES` (and
+:data:`MAX_TOTAL_BYTES` for the file), so a small hostile file cannot take memory.
 
 Nothing is pickled. Reading needs only the standard library, numpy and (for ONNX members)
 onnxruntime, so an artefact loads where scikit-learn is not installed.
@@ -18,6 +21,7 @@ import io
 import json
 import platform
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,11 @@ SCHEMA = "hwnas.latency_predictor"
 SCHEMA_VERSION = 1
 SUFFIX = ".hwlat"
 MANIFEST = "manifest.json"
+# Read limits, enforced while inflating (a 3 MB file may hold a 512 MB member); written into each
+# manifest ("limits") so other readers know what a conforming file holds.
+MAX_MEMBER_BYTES = 64 * 2**20
+MAX_TOTAL_BYTES = 128 * 2**20
+MEMBER_SUFFIXES = (".npz", ".onnx", ".json")
 
 # kind -> loader(manifest, members) -> predictor. Kinds are part of the file format.
 _LOADERS: dict[str, Callable[[dict[str, Any], dict[str, bytes]], Any]] = {}
@@ -79,7 +88,8 @@ def write_artifact(path: str | Path, manifest: dict[str, Any], members: dict[str
     path = Path(path)
     if MANIFEST in members:
         raise ValueError(f"payload member may not be called {MANIFEST}")
-    doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **manifest}
+    doc = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **manifest,
+           "limits": {"max_member_bytes": MAX_MEMBER_BYTES, "max_total_bytes": MAX_TOTAL_BYTES}}
     doc["payload"] = sorted(members)
     text = json.dumps(doc, indent=2, sort_keys=True, default=_json_default) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -102,8 +112,34 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
+    """One member's bytes, inflated in chunks and refused past :data:`MAX_MEMBER_BYTES` or the
+    file's remaining ``budget``: the sizes a zip declares can lie, the inflated stream cannot."""
+    cap = min(MAX_MEMBER_BYTES, budget)
+    if info.file_size > cap:
+        raise _TooLarge(info.filename, info.file_size, cap)
+    chunks, size = [], 0
+    with zf.open(info) as stream:
+        while chunk := stream.read(1 << 20):
+            size += len(chunk)
+            if size > cap:
+                raise _TooLarge(info.filename, size, cap)
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class _TooLarge(Exception):
+    def __init__(self, name: str, size: int, cap: int) -> None:
+        super().__init__(f"member {name} inflates to more than {cap / 2**20:.0f} MiB ({size / 2**20:.0f} MiB "
+                         "read or declared), the most a predictor file may hold")
+
+
 def read_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, bytes]]:
-    """Return ``(manifest, members)``; raise :class:`LatencyArtifactError` naming problem and fix."""
+    """Return ``(manifest, members)``; raise :class:`LatencyArtifactError` naming problem and fix.
+
+    Every way a file can be broken (not a zip, bad CRC, corrupt deflate stream, truncated,
+    encrypted, members too large to inflate, a manifest of the wrong shape) ends here.
+    """
     path = Path(path)
     if not path.is_file():
         raise LatencyArtifactError(
@@ -112,23 +148,30 @@ def read_artifact(path: str | Path) -> tuple[dict[str, Any], dict[str, bytes]]:
         )
     try:
         with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            if MANIFEST not in names:
+            infos = {i.filename: i for i in zf.infolist()}
+            if MANIFEST not in infos:
                 raise LatencyArtifactError(
                     f"{path}: a zip file without {MANIFEST}, so not a latency predictor written by "
                     "this package; export one with predictor.save(path)."
                 )
-            manifest = json.loads(zf.read(MANIFEST).decode("utf-8"))
-            members = {n: zf.read(n) for n in names if n != MANIFEST}
-    except zipfile.BadZipFile as err:
-        raise LatencyArtifactError(
-            f"{path}: not a latency predictor file (not a zip archive: {err}). The file is corrupt "
-            "or of another format; re-export it with predictor.save(path) or re-download it."
-        ) from err
+            budget = MAX_TOTAL_BYTES
+            members: dict[str, bytes] = {}
+            for name, info in infos.items():
+                members[name] = _read_member(zf, info, budget)
+                budget -= len(members[name])
+            manifest = json.loads(members.pop(MANIFEST).decode("utf-8"))
+    except LatencyArtifactError:
+        raise
+    except _TooLarge as err:
+        raise LatencyArtifactError(f"{path}: {err}; the file is corrupt or hostile, not loaded.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise LatencyArtifactError(f"{path}: {MANIFEST} is not valid JSON ({err}); re-export the file.") from err
-    except (zipfile.LargeZipFile, OSError, EOFError) as err:
-        raise LatencyArtifactError(f"{path}: cannot read the archive ({err}); the file is corrupt, re-export it.") from err
+        raise LatencyArtifactError(f"{path}: {MANIFEST} is not valid JSON ({err}); re-export the file.") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError,
+            ValueError) as err:
+        raise LatencyArtifactError(
+            f"{path}: not a readable predictor file ({type(err).__name__}: {err}); it is corrupt, truncated or of "
+            "another format. Re-export it with predictor.save(path) or copy it again."
+        ) from None
     _check_manifest(path, manifest, members)
     return manifest, members
 
@@ -148,9 +191,40 @@ def _check_manifest(path: Path, manifest: Any, members: dict[str, bytes]) -> Non
             f"{path}: written with predictor schema version {version}, newer than this package reads "
             f"({SCHEMA_VERSION}). Upgrade hwnas (pip install -U hwnas) to load it."
         )
-    missing = [m for m in manifest.get("payload", []) if m not in members]
+    payload = manifest.get("payload", [])
+    if not isinstance(payload, list) or not all(isinstance(m, str) for m in payload):
+        raise LatencyArtifactError(f"{path}: manifest 'payload' is {type(payload).__name__}, not a list of member "
+                                   "names; the file is corrupt.")
+    if not isinstance(manifest.get("predictor", {}), dict):
+        raise LatencyArtifactError(f"{path}: manifest 'predictor' is not an object; the file is corrupt.")
+    missing = [m for m in payload if m not in members]
     if missing:
         raise LatencyArtifactError(f"{path}: payload members {missing} are missing; the file is truncated or corrupt.")
+    foreign = sorted(m for m in members if not m.endswith(MEMBER_SUFFIXES))
+    if foreign:
+        raise LatencyArtifactError(f"{path}: members {foreign} are of no type a predictor file holds "
+                                   f"({', '.join(MEMBER_SUFFIXES)}); not loaded.")
+    for name in (m for m in members if m.endswith(".onnx")):
+        _check_onnx(path, name, members[name])
+
+
+def _check_onnx(path: Path, name: str, blob: bytes) -> None:
+    """An ONNX member must parse and hold all its weights: external data would make
+    onnxruntime open files outside the artefact."""
+    try:
+        import onnx
+    except ImportError:  # the reading side may lack onnx; onnxruntime then sees no model folder
+        return
+    try:
+        model = onnx.load_model_from_string(blob)  # bytes: external data is never resolved here
+    except Exception as err:  # protobuf raises its own DecodeError
+        raise LatencyArtifactError(f"{path}: member {name} is not a valid ONNX model ({err}); re-export it.") from None
+    from onnx.external_data_helper import uses_external_data
+
+    tensors = list(onnx.external_data_helper._get_all_tensors(model))
+    if any(uses_external_data(t) for t in tensors):
+        raise LatencyArtifactError(f"{path}: member {name} references external data files; a predictor file must "
+                                   "hold all its weights. Not loaded.")
 
 
 def load(path: str | Path) -> Any:
@@ -169,7 +243,8 @@ def load(path: str | Path) -> Any:
         )
     try:
         return _LOADERS[kind](manifest, members)
-    except (KeyError, ValueError, TypeError) as err:
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, OSError, zipfile.BadZipFile,
+            zlib.error, EOFError) as err:
         if isinstance(err, LatencyArtifactError):
             raise
         raise LatencyArtifactError(f"{path}: {kind} payload is corrupt ({type(err).__name__}: {err}); re-export it.") from err
