@@ -1,6 +1,6 @@
 """Latency toolkit: measure models on a device, trace them into ops, fit and ship predictors.
 
-Public API (sklearn/skl2onnx only needed to fit; loading needs numpy, onnxruntime, torch)::
+Public API (scipy only needed to fit; loading needs numpy and torch)::
 
     latency_models.load(path)                    # any .hwlat artefact -> predictor
     latency_models.load_published("s21", 2)      # shipped Galaxy S21 WDSR-B block model

@@ -64,7 +64,7 @@ def library_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for dist in ("numpy", "torch", "scikit-learn", "skl2onnx", "onnxruntime", "onnx", "timm", "hwnas"):
+    for dist in ("numpy", "scipy", "torch", "onnxruntime", "onnx", "timm", "hwnas"):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:

@@ -1,5 +1,5 @@
 """Latency predictors. Importing this package registers every artefact kind with
-:mod:`latency_models.artifact`; heavy dependencies (sklearn, onnxruntime, torch) load lazily."""
+:mod:`latency_models.artifact`; heavy dependencies (scipy, onnxruntime) load lazily."""
 
 from latency_models.predictors.additive import AdditivePredictor
 from latency_models.predictors.base import LatencyPredictor
