@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from spaces.atomic import atomic_path, write_text_atomic  # noqa: E402
+
 
 def _point_label(row: dict[str, Any]) -> str:
     if "threads" in row:
@@ -85,7 +87,7 @@ def write_allinone_report(result: dict[str, Any], path: Path) -> None:
         + (", and every governed timing in order with the band it holds." if governed else "."),
         "",
     ]
-    path.write_text("\n".join(text))
+    write_text_atomic(path, "\n".join(text))
     plot_latency(result, path.with_name("latency.png"))
 
 
@@ -118,5 +120,6 @@ def plot_latency(result: dict[str, Any], path: Path) -> None:
         ax.set_title("run-time level switching")
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.errors import UserError
 from search.settings import DeviceProfile, SearchSettings, task_section
+from spaces.atomic import write_text_atomic
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -50,6 +51,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise UserError(f"unknown task {task['name']!r}; choose task=sr or task=vit")
     result["config"] = resolved
     result["wall_s"] = round(time.monotonic() - started, 1)
-    (run_dir / "result.json").write_text(json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
+    write_result(run_dir, result)
     print(f"done in {result['wall_s']:.0f} s; outputs in {run_dir}")
     return result
+
+
+def write_result(run_dir: Path, result: dict[str, Any]) -> Path:
+    """``run_dir/result.json``, written atomically: a kill mid-write leaves the previous one whole."""
+    return write_text_atomic(run_dir / "result.json", json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")

@@ -11,6 +11,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from spaces.atomic import write_text_atomic
+
 
 class SweepSummary(Callback):
     """Hydra callback (``hydra.callbacks`` in conf/config.yaml). Jobs whose ``result.json`` was
@@ -95,6 +97,6 @@ def write_summary(rows: list[dict[str, Any]], sweep_dir: Path) -> tuple[Path, Pa
         cells += [_fmt(r["eval_psnr"].get(n)) for n in eval_names]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     md, js = sweep_dir / "summary.md", sweep_dir / "summary.json"
-    md.write_text("\n".join(lines) + "\n")
-    js.write_text(json.dumps({"sweep_dir": str(sweep_dir), "jobs": rows}, indent=2) + "\n")
+    write_text_atomic(md, "\n".join(lines) + "\n")
+    write_text_atomic(js, json.dumps({"sweep_dir": str(sweep_dir), "jobs": rows}, indent=2) + "\n")
     return md, js

@@ -13,6 +13,7 @@ import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from search.progress import is_feasible  # noqa: E402
+from spaces.atomic import atomic_path, write_text_atomic  # noqa: E402
 
 
 def trial_summary(study: optuna.Study) -> dict[str, Any]:
@@ -99,7 +100,8 @@ def finish_plot(fig: Any, ax: Any, path: Path, title: str, xlabel: str, ylabel: 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
 
 
@@ -146,7 +148,7 @@ def write_sr_report(result: dict[str, Any], path: Path) -> None:
         _search_summary(result),
         "",
     ]
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
 
 
 def _search_summary(result: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from search.vit_task import (
     pruned,
 )
 from spaces import arch_from_dict, save_arch
+from spaces.atomic import atomic_path, write_text_atomic
 
 
 @dataclass
@@ -168,7 +169,8 @@ def finish_vit(setup: ViTSetup, arch: Any, latency_ms: float, chosen_by: str,
            (("searched", student), ("evit", evit), ("unpruned", teacher))}
 
     run_dir = settings.run_dir
-    torch.save(student.state_dict(), run_dir / "model.pt")
+    with atomic_path(run_dir / "model.pt") as tmp:
+        torch.save(student.state_dict(), tmp)
     save_arch(arch, run_dir / "arch.json", latency_ms=latency_ms)
     onnx_check = _export(student, run_dir / "model.onnx", shape, data)
     baselines = {
@@ -303,4 +305,4 @@ def _write_report(result: dict[str, Any], path: Path) -> None:
         _search_line(result),
         "",
     ]
-    path.write_text("\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))

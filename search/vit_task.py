@@ -20,6 +20,7 @@ from search.errors import UserError
 from search.latency import LatencyEstimator
 from search.study import LATENCY_CONSTRAINT
 from spaces import ArchError
+from spaces.atomic import atomic_path, write_text_atomic
 from spaces.vit import TokenPruneSpace, default_stages
 from tasks.vit.demo import (
     DEMO_STAGES,
@@ -140,23 +141,39 @@ def load_teacher(settings: ViTSettings, data: ViTData, seed: int) -> tuple[torch
         return model.eval(), {"source": "demo teacher shipped in tasks/vit/assets (trained here with this recipe)",
                               "test_top1": shipped[1]["test_top1"], "train_s": shipped[1]["train_s"],
                               "steps": shipped[1]["steps"]}
-    if path.is_file():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        info = json.loads(path.with_suffix(".json").read_text())
-        print(f"demo teacher loaded from {path} (held-out top-1 {100 * info['test_top1']:.2f}%)")
-        return model.eval(), info
+    cached = _cached_teacher(build_demo_teacher(img_size=settings.img_size, seed=seed), path)
+    if cached is not None:
+        return cached[0].eval(), cached[1]
     print(f"training the demo teacher ({settings.teacher.epochs:g} epochs on {len(data.train[1])} digits)...",
           flush=True)
     # The training split only: the validation images score the candidates and must stay unseen.
     demo = DemoData(*data.train, *data.test)
     log = train_teacher(model, demo, settings.teacher)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
     info = {"source": f"demo teacher trained here, cached at {path}", "test_top1": log.test_top1,
             "train_s": log.seconds, "steps": log.steps}
-    path.with_suffix(".json").write_text(json.dumps(info))
+    write_text_atomic(path.with_suffix(".json"), json.dumps(info))  # weights last: they mark the entry whole
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
     print(f"demo teacher: held-out top-1 {100 * log.test_top1:.2f}% after {log.seconds:.0f} s", flush=True)
     return model.eval(), info
+
+
+def _cached_teacher(model: torch.nn.Module, path: Path) -> tuple[torch.nn.Module, dict[str, Any]] | None:
+    """``model`` with the cached teacher's weights and its info, or None when there is no entry
+    or it does not load (torn by a kill, another format): then it is trained again, from the
+    untouched model of the caller."""
+    if not path.is_file():
+        return None
+    try:
+        model.load_state_dict(torch.load(path, weights_only=True))
+        info = json.loads(path.with_suffix(".json").read_text())
+        top1 = float(info["test_top1"])
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError) as err:
+        print(f"demo teacher cache {path} does not load ({type(err).__name__}: {str(err)[:120]}); "
+              "training it again", flush=True)
+        return None
+    print(f"demo teacher loaded from {path} (held-out top-1 {100 * top1:.2f}%)")
+    return model, info
 
 
 def build_space(settings: ViTSettings, teacher: torch.nn.Module, in_chans: int) -> TokenPruneSpace:

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from spaces.atomic import write_text_atomic
+
 ARCH_SCHEMA = "hwnas.arch"
 ARCH_SCHEMA_VERSION = 1
 
@@ -90,7 +92,7 @@ def save_arch(arch: Architecture, path: str | Path, **extra: Any) -> Path:
         "arch": arch.to_dict(),
         **extra,
     }
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return path
 
 

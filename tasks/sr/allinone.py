@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from spaces.atomic import atomic_path
 from spaces.sr import WDSRBArch, WDSRBlock
 from tasks.sr.models import WDSRB
 
@@ -199,7 +200,8 @@ def save_allinone(model: AllInOneWDSRB, path: str | Path, extra: Mapping[str, An
         "state_dict": {k: v.detach().contiguous() for k, v in model.state_dict().items()},
     }
     path = Path(path)
-    torch.save(doc, path)
+    with atomic_path(path) as tmp:
+        torch.save(doc, tmp)
     return path
 
 

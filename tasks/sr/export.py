@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spaces.atomic import atomic_path
 from tasks.sr.models import build_model
 
 WEIGHTS_FORMAT = "hwnas.sr.weights"
@@ -39,11 +40,12 @@ def export_onnx(model: nn.Module, path: str | Path, sample_hw: tuple[int, int] =
         # The TorchScript exporter is chosen on purpose (plain opset-17 graphs that phone
         # runtimes load); its deprecation notice is not news to the caller.
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(
-            model, (sample,), str(path), dynamo=False, opset_version=ONNX_OPSET,
-            input_names=["lr"], output_names=["sr"],
-            dynamic_axes={"lr": {2: "height", 3: "width"}, "sr": {2: "out_height", 3: "out_width"}},
-        )
+        with atomic_path(path) as tmp:
+            torch.onnx.export(
+                model, (sample,), str(tmp), dynamo=False, opset_version=ONNX_OPSET,
+                input_names=["lr"], output_names=["sr"],
+                dynamic_axes={"lr": {2: "height", 3: "width"}, "sr": {2: "out_height", 3: "out_width"}},
+            )
     if not check:
         return math.nan
     import onnxruntime as ort  # heavy; only needed to check
@@ -72,7 +74,8 @@ def save_weights(model: nn.Module, path: str | Path) -> Path:
         "arch": arch.to_dict(), "state_dict": model.state_dict(),
     }
     path = Path(path)
-    torch.save(doc, path)
+    with atomic_path(path) as tmp:
+        torch.save(doc, tmp)
     return path
 
 

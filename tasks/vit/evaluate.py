@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from spaces.atomic import atomic_path
 from tasks.vit.data import Data, iter_batches
 from tasks.vit.errors import TokenPruneError
 
@@ -50,8 +51,9 @@ def export_onnx(model: nn.Module, path: str | Path, input_shape: Sequence[int], 
             # Token counts are read from tensor shapes; the tracer warns that they become
             # constants, which is exactly right for the fixed input_shape of this export.
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(model, (dummy,), str(path), input_names=["images"], output_names=["logits"],
-                              opset_version=opset, dynamo=False)
+            with atomic_path(path) as tmp:
+                torch.onnx.export(model, (dummy,), str(tmp), input_names=["images"], output_names=["logits"],
+                                  opset_version=opset, dynamo=False)
     finally:
         model.train(was_training)
     return path
