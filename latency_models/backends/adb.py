@@ -3,7 +3,8 @@
 Flow for one model: export it (ONNX with ``torch.onnx.export(..., dynamo=False)``; TFLite only
 when a converter, ``ai-edge-torch``, is installed), ``adb push`` it to ``remote_dir``, then run
 the binary through ``adb shell`` in batches until the protocol's median is stable, pull / parse
-its output, and remove ``remote_dir``.
+its output, and remove that folder: each measurement has its own
+``remote_dir/run-<pid>-<random>``, so runs sharing a phone never delete each other's files.
 
 Runners (the binary must already be on the phone, e.g. ``/data/local/tmp/onnxruntime_perf_test``):
 
@@ -21,10 +22,12 @@ The adb executable comes from ``adb_path`` or ``PATH``; ``serial`` picks one of 
 from __future__ import annotations
 
 import importlib.util
+import os
 import shlex
 import shutil
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -183,21 +186,23 @@ class AdbBackend(Backend):
 
     def run_file(self, model_path: Path, threads: int, protocol: Protocol) -> Timings:
         """Measure an already exported model file (``.onnx`` / ``.tflite`` matching the runner)."""
-        remote_model = f"{self.remote_dir}/model{MODEL_SUFFIX[self.runner]}"
-        self.client.shell(f"mkdir -p {shlex.quote(self.remote_dir)}", "creating the remote directory")
-        self.client.push(Path(model_path), remote_model)
+        # One folder per measurement: two runs on one phone never share (or delete) each other's files.
+        folder = f"{self.remote_dir}/run-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        remote_model = f"{folder}/model{MODEL_SUFFIX[self.runner]}"
+        self.client.shell(f"mkdir -p {shlex.quote(folder)}", "creating the remote directory")
         batches: list[dict[str, Any]] = []
         try:
+            self.client.push(Path(model_path), remote_model)
             with tempfile.TemporaryDirectory(prefix="hwnas-adb-pull-") as tmp:
                 if self.runner == "onnxruntime":
                     def sample(n: int) -> list[float]:
-                        return self._ort_batch(remote_model, n, threads, protocol.warmup, Path(tmp), batches)
+                        return self._ort_batch(folder, n, threads, protocol.warmup, Path(tmp), batches)
                 else:
                     def sample(n: int) -> list[float]:
                         return self._tflite_batch(remote_model, threads, protocol.warmup, batches)
                 timings = run_batched(sample, protocol)
         finally:
-            self.client.shell(f"rm -rf {shlex.quote(self.remote_dir)}", "cleaning the remote directory")
+            self.client.shell(f"rm -rf {shlex.quote(folder)}", "cleaning this run's remote directory")
         unit = "run" if self.runner == "onnxruntime" else f"call ({self.runs_per_sample} runs)"
         self._extra = {"runner": self.runner, "binary": self.binary, "serial": self.client.serial,
                        "sample_unit": unit, "batches": batches}
@@ -213,9 +218,9 @@ class AdbBackend(Backend):
             raise
 
     def _ort_batch(
-        self, remote_model: str, n: int, threads: int, warmup: int, tmp: Path, batches: list[dict[str, Any]]
+        self, folder: str, n: int, threads: int, warmup: int, tmp: Path, batches: list[dict[str, Any]]
     ) -> list[float]:
-        remote_result = f"{self.remote_dir}/result.txt"
+        remote_model, remote_result = f"{folder}/model{MODEL_SUFFIX[self.runner]}", f"{folder}/result.txt"
         self.client.shell(f"rm -f {shlex.quote(remote_result)}", "removing the old result file")  # it appends
         stdout = self._run_binary(["-e", "cpu", "-I", "-m", "times", "-r", str(warmup + n), "-x", str(threads),
                                    "-y", "1", "-s", remote_model, remote_result])

@@ -77,7 +77,7 @@ def test_onnxruntime_runner_end_to_end(phone):
     assert " -x 2 " in runs[0][-1] and " -r 12 " in runs[0][-1] and " -m times " in runs[0][-1]
     assert all(a[:2] == ["-s", "FAKE-PIXEL7"] for a in argvs if a != ["devices"])
     assert any(a[2:3] == ["push"] and a[3].endswith(".onnx") for a in argvs)
-    assert not (root / "data/local/tmp/hwnas").exists(), "the remote directory is cleaned up"
+    assert list((root / "data/local/tmp/hwnas").iterdir()) == [], "this run's remote directory is cleaned up"
 
 
 def test_pushed_model_is_a_valid_onnx_export(phone, tmp_path, monkeypatch):
@@ -157,4 +157,20 @@ def test_missing_binary_on_the_phone(phone):
     (root / "data/local/tmp/onnxruntime_perf_test").unlink()
     with pytest.raises(AdbError, match="Is /data/local/tmp/onnxruntime_perf_test on the phone"):
         measure(net(), (1, 3, 8, 8), backend="adb", **PROTOCOL)
-    assert not (root / "data/local/tmp/hwnas").exists()
+    assert list((root / "data/local/tmp/hwnas").iterdir()) == []  # its folder removed even on failure
+
+
+def test_two_concurrent_runs_keep_their_own_remote_folders(phone):
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, log = phone
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: measure(net(), (1, 3, 16, 16), backend="adb", **PROTOCOL), range(2)))
+    assert all(24.0 < m.median_ms < 26.0 for m in results)
+    argvs = calls(log)
+    made = [a[-1].split()[-1] for a in argvs if "shell" in a and a[-1].startswith("mkdir -p")]
+    removed = [a[-1].split()[-1] for a in argvs if "shell" in a and a[-1].startswith("rm -rf")]
+    assert len(set(made)) == 2 and sorted(made) == sorted(removed)  # each removed only its own folder
+    assert all(m.startswith("/data/local/tmp/hwnas/run-") for m in made)
+    pushed = {a[4].rsplit("/", 1)[0] for a in argvs if a[2:3] == ["push"]}
+    assert pushed == set(made)
