@@ -116,7 +116,7 @@ def fit(samples: Iterable[tuple[Any, Sequence[int], float]], *, kernels: Any = N
     members = af.bootstrap(x, y, chosen.fit, ensemble, seed) if ensemble > 1 else None
     learned = "kernels" if kernels is not None else "prior" if chosen.name.startswith("prior") else "networks"
     manifest = _manifest(device, backend, threads, chosen, learned, len(y), x, coef, table, y, oof, kernel_record)
-    return AdditivePredictor(manifest, coef, members, af.RESIDUAL_Q, af.residual_quantiles(y, oof))
+    return AdditivePredictor(manifest, coef, members, af.RESIDUAL_Q, af.residual_quantiles(y, oof), x.max(axis=0))
 
 
 def _manifest(device: str, backend: str | None, threads: int, chosen: af.Candidate, learned: str, n: int,

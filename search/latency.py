@@ -33,6 +33,10 @@ class LatencyEstimator:
     _predict: Callable[[Sequence[Any]], list[float]]
     notes: list[str] = field(default_factory=list)
     _cache: dict[str, float] = field(default_factory=dict)
+    # per arch, None or why its prediction extrapolates (the model's fitted range); see check_range
+    _outside: Callable[[Sequence[Any]], list[str | None]] = lambda archs: [None] * len(archs)
+    extrapolated: dict[str, str] = field(default_factory=dict)
+    allow_extrapolation: bool = False
 
     def latency_ms(self, arch: Any) -> float:
         return self.latencies_ms([arch])[0]
@@ -40,16 +44,32 @@ class LatencyEstimator:
     def latencies_ms(self, archs: Sequence[Any]) -> list[float]:
         todo = [a for a in archs if a.key not in self._cache]
         if todo:
-            for arch, value in zip(todo, self._predict(todo)):
+            for arch, value, why in zip(todo, self._predict(todo), self._outside(todo)):
                 self._cache[arch.key] = float(value)
+                if why is not None:
+                    self.extrapolated[arch.key] = why
         return [self._cache[a.key] for a in archs]
+
+    def check_range(self, corners: Sequence[Any], what: str) -> None:
+        """Refuse a space whose ``corners`` (its extreme members) reach outside the latency model's
+        fitted range, unless ``latency.allow_extrapolation=true``; then warn once."""
+        reasons = [why for why in self._outside(list(corners)) if why is not None]
+        if not reasons:
+            return
+        if not self.allow_extrapolation:
+            raise UserError(f"{what} reaches outside the range of the {self.kind} latency model: {reasons[0]}; "
+                            "narrow the space, or pass latency.allow_extrapolation=true to search it anyway "
+                            "(result.json then flags every extrapolated prediction)")
+        print(f"warning: {what} reaches outside the latency model's range ({reasons[0]}); predictions there are "
+              "extrapolated and flagged in result.json", flush=True)
 
     def forget(self) -> None:
         """Drop cached values, so that the next call measures (or predicts) again."""
         self._cache.clear()
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "source": self.source, "measured": self.measured, "notes": self.notes}
+        return {"kind": self.kind, "source": self.source, "measured": self.measured, "notes": self.notes,
+                "extrapolated": dict(self.extrapolated)}
 
 
 def _published(device: DeviceProfile, scale: int) -> LatencyEstimator:
@@ -67,7 +87,8 @@ def _published(device: DeviceProfile, scale: int) -> LatencyEstimator:
     def predict(archs: Sequence[Any]) -> list[float]:
         return [float(v) for v in predictor.predict_archs(list(archs), device.lr_hw)]
 
-    est = LatencyEstimator("published", device, f"published speed model: {source}", False, predict, notes)
+    est = LatencyEstimator("published", device, f"published speed model: {source}", False, predict, notes,
+                           _outside=lambda archs: predictor.outside_range(list(archs), device.lr_hw))
     est.predictor = predictor  # type: ignore[attr-defined]
     return est
 
@@ -128,7 +149,8 @@ def _fitted(device: DeviceProfile, path: str | None, input_shape: tuple[int, ...
     bound = "" if quantile is None else f", upper {quantile:.0%} bound (a candidate whose interval reaches " \
                                         "past the budget counts as infeasible)"
     source = f"fitted predictor {path or 'for ' + device.name}: {predictor.manifest.get('kind', '')}{bound}"
-    return LatencyEstimator("predictor", device, source, False, predict)
+    return LatencyEstimator("predictor", device, source, False, predict,
+                            _outside=lambda archs: predictor.outside_range(list(archs), tuple(input_shape[-2:])))
 
 
 def make_estimator(
@@ -141,10 +163,17 @@ def make_estimator(
     kind = latency_cfg.get("kind", "auto")
     if kind == "auto":
         kind = device.latency
+    allow = latency_cfg.get("allow_extrapolation", False)
+    if not isinstance(allow, bool):
+        raise UserError(f"latency.allow_extrapolation={allow!r}: give true or false")
     if kind == "published":
-        return _published(device, scale)
-    if kind == "measured":
-        return _measured(device, build, latency_cfg, shape)
-    if kind == "predictor":
-        return _fitted(device, latency_cfg.get("path"), shape, _quantile(latency_cfg.get("quantile")))
-    raise UserError(f"unknown latency model {kind!r}; choose latency=auto|published|measured|predictor")
+        est = _published(device, scale)
+    elif kind == "measured":
+        est = _measured(device, build, latency_cfg, shape)
+    elif kind == "predictor":
+        est = _fitted(device, latency_cfg.get("path"), shape, _quantile(latency_cfg.get("quantile")))
+    else:
+        raise UserError(f"unknown latency model {kind!r}; choose latency=auto|published|measured|predictor")
+    est.allow_extrapolation = allow
+    return est
+

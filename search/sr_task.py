@@ -95,7 +95,9 @@ def load_data(settings: SRSettings, seed: int) -> tuple[Any, Any, list[Any], dic
 
 
 def check_budget(space: SRSpace, estimator: LatencyEstimator, budget_ms: float) -> float:
-    """The smallest member's latency; a budget below it cannot be met by any architecture."""
+    """The smallest member's latency; a budget below it cannot be met by any architecture. A
+    space whose extremes lie outside the latency model's fitted range is refused first."""
+    estimator.check_range([space.smallest(), space.largest()], f"the SR space (channels {list(space.channels)})")
     floor_ms = estimator.latency_ms(space.smallest())
     if floor_ms > budget_ms:
         raise UserError(

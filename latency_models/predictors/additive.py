@@ -6,7 +6,8 @@ One coefficient vector (ms per unit of each basis) is the whole model, however i
 :mod:`latency_models.predictors.additive_fit`). A bootstrap ensemble of coefficient vectors and
 the cross-validated residuals give intervals: ``predict(..., quantile=0.9)``.
 
-File: ``coef.npz`` (``coef`` (F,), ``ensemble`` (K, F), ``residual_q`` / ``residual_log``)
+File: ``coef.npz`` (``coef`` (F,), ``ensemble`` (K, F), ``residual_q`` / ``residual_log``,
+``feature_max`` (F,): the fitted range)
 beside the manifest; plain float arrays, no pickle, no scikit-learn needed to load.
 """
 
@@ -35,8 +36,10 @@ class AdditivePredictor(LatencyPredictor):
     """ms = features(ops) @ coef; features are summed per-op work bases (see the module docstring)."""
 
     def __init__(self, manifest: dict[str, Any], coef: np.ndarray, ensemble: np.ndarray | None = None,
-                 residual_q: np.ndarray | None = None, residual_log: np.ndarray | None = None) -> None:
+                 residual_q: np.ndarray | None = None, residual_log: np.ndarray | None = None,
+                 feature_max: np.ndarray | None = None) -> None:
         super().__init__(manifest)
+        self.feature_max = None if feature_max is None else np.asarray(feature_max, np.float64)
         self.coef = np.asarray(coef, dtype=np.float64)
         if self.coef.shape != (len(FEATURES),):
             raise ValueError(f"coefficient vector has shape {self.coef.shape}, expected ({len(FEATURES)},)")
@@ -125,8 +128,11 @@ class AdditivePredictor(LatencyPredictor):
 
     # ---- file format ------------------------------------------------------------------------
     def _payload(self) -> dict[str, bytes]:
-        return {"coef.npz": npz_bytes({"coef": self.coef, "ensemble": self.ensemble,
-                                       "residual_q": self.residual_q, "residual_log": self.residual_log})}
+        arrays = {"coef": self.coef, "ensemble": self.ensemble, "residual_q": self.residual_q,
+                  "residual_log": self.residual_log}
+        if self.feature_max is not None:
+            arrays["feature_max"] = self.feature_max
+        return {"coef.npz": npz_bytes(arrays)}
 
     @classmethod
     def from_artifact(cls, manifest: dict[str, Any], members: dict[str, bytes]) -> AdditivePredictor:
@@ -136,7 +142,28 @@ class AdditivePredictor(LatencyPredictor):
                 f"basis version {spec.get('basis_version')!r} with {len(spec.get('features', []))} features; "
                 f"this package reads version {BASIS_VERSION} ({len(FEATURES)} features). Upgrade hwnas or refit")
         arrays = npz_arrays(members["coef.npz"])
-        return cls(manifest, arrays["coef"], arrays["ensemble"], arrays["residual_q"], arrays["residual_log"])
+        return cls(manifest, arrays["coef"], arrays["ensemble"], arrays["residual_q"], arrays["residual_log"],
+                   arrays.get("feature_max"))
+
+    def outside_range(self, archs: Sequence[Any], input_hw: tuple[int, int] | None = None) -> list[str | None]:
+        """Outside when a network needs more of some work basis (launches, GFLOP, MB of one op
+        group) than every fitting network did, or an op group none of them had."""
+        if self.feature_max is None:
+            return [None] * len(archs)
+        x = self.arch_features(archs, input_hw)
+        ratio = np.where(self.feature_max > 0, x / np.maximum(self.feature_max, 1e-300), np.where(x > 0, np.inf, 0))
+        return [self._why_outside(row) for row in ratio]
+
+    def _why_outside(self, ratio: np.ndarray) -> str | None:
+        j = int(np.argmax(ratio))
+        if ratio[j] <= 1.0 + 1e-9:
+            return None
+        if np.isfinite(ratio[j]):
+            return f"{FEATURES[j]} is {ratio[j]:.2f}x the largest among the fitting networks"
+        group = FEATURES[j].split(".")[0]
+        if self.feature_max[group_columns(group).start] > 0:
+            return f"{FEATURES[j]} > 0 while it was 0 in every fitting network"
+        return f"op group {group} absent from the fitting networks"
 
     def coefficients(self) -> dict[str, float]:
         """Non-zero coefficients by feature name (ms per unit), for reading a fitted model."""

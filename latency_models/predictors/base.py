@@ -34,6 +34,11 @@ class LatencyPredictor(ABC):
     def predict(self, module: Any, input_shape: Sequence[int]) -> float:
         """Latency in ms of a ``torch.nn.Module`` run on an input of ``input_shape`` (B, C, H, W)."""
 
+    def outside_range(self, archs: Sequence[Any], input_hw: tuple[int, int] | None = None) -> list[str | None]:
+        """Per architecture: None when it lies in the range the predictor was fitted on, else one
+        line naming what lies outside (the prediction is then an extrapolation)."""
+        return [None] * len(archs)
+
     @abstractmethod
     def _payload(self) -> dict[str, bytes]:
         """The artefact members besides the manifest."""

@@ -95,6 +95,19 @@ class PublishedBlockPredictor(LatencyPredictor):
             for c, m1, m2, _ in _block_vectors(arch)
         )
 
+    def outside_range(self, archs: Sequence[Any], input_hw: tuple[int, int] | None = None) -> list[str | None]:
+        box = ", ".join(f"{k} {lo}-{hi}" for k, (lo, hi) in FITTED_BOX.items())
+        out: list[str | None] = []
+        for arch in archs:
+            bad = next(((c, m1, m2) for c, m1, m2, _ in _block_vectors(arch)
+                        if not (FITTED_BOX["C"][0] <= c <= FITTED_BOX["C"][1]
+                                and FITTED_BOX["M1"][0] <= m1 <= FITTED_BOX["M1"][1]
+                                and FITTED_BOX["M2"][0] <= m2 <= FITTED_BOX["M2"][1])), None)
+            out.append(None if bad is None else
+                       f"block (C={bad[0]}, M1={bad[1]}, M2={bad[2]}) outside the box the published model was fitted "
+                       f"on ({box})")
+        return out
+
     def predict_archs(self, archs: Sequence[Any], input_hw: tuple[int, int] | None = None) -> np.ndarray:
         """Sum of block ms per architecture at the 720p output (``input_hw`` None).
 

@@ -168,3 +168,17 @@ def test_kernels_on_a_phone_never_time_this_host(monkeypatch, tmp_path):
     pushed = [a[3] for a in argvs if a[2:3] == ["push"] and a[3].endswith(".onnx")]
     assert len(pushed) == n  # every kernel went to the phone as its own model
     assert sum("onnxruntime_perf_test" in a[-1] for a in argvs if "shell" in a) >= n
+
+
+def test_outside_range_is_what_no_fitting_network_needed():
+    space = SRSpace(max_blocks=4)
+    from spaces.sampling import RandomSuggester
+
+    archs = [space.sample(RandomSuggester(i)) for i in range(30)]
+    ys = [0.05 + sum(1e-6 * (1 + sum(o.output)) for o in a.ops((24, 40))) for a in archs]
+    pred = latency_models.fit([(a.ops((24, 40)), None, y) for a, y in zip(archs, ys)], ensemble=1)
+    assert pred.outside_range(archs[:3], (24, 40)) == [None] * 3
+    big = pred.outside_range([space.largest()], (96, 160))[0]
+    assert big is not None and "fitting network" in big
+    again = latency_models.load(pred.save(Path(os.environ.get("TMPDIR", "/tmp")) / "range.hwlat"))
+    assert again.outside_range([space.largest()], (96, 160)) == [big]

@@ -100,3 +100,10 @@ def test_save_roundtrip(s21, tmp_path):
 def test_shipped_files_live_in_the_package():
     for name in PUBLISHED.values():
         assert (artifacts_dir() / name).is_file()
+
+
+def test_outside_range_names_the_block_and_the_box(s21):
+    inside = WDSRBArch(2, 24, (WDSRBlock(144, 20),))
+    outside = WDSRBArch(2, 48, (WDSRBlock(288, 40),) * 16)
+    assert s21.outside_range([inside, outside]) == [
+        None, "block (C=48, M1=288, M2=40) outside the box the published model was fitted on (C 8-24, M1 8-144, M2 8-20)"]

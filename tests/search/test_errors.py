@@ -14,6 +14,9 @@ CASES = {
     "unknown key": (["search.n_trails=3"], "n_trails"),
     "missing data folder": (["task.data.train_root=/nonexistent/images"], "/nonexistent/images"),
     "scale with no S21 data": (["task.scale=3"], "collect"),
+    "space outside the published model's box": (["experiment=smoke", "task.space.channels=[32,48]"],
+                                                 "outside the box the published model was fitted on (C 8-24"),
+    "allow_extrapolation not a bool": (["latency.allow_extrapolation=maybe"], "latency.allow_extrapolation"),
 }
 
 
