@@ -135,6 +135,7 @@ def train_and_write(
             **found,
             "latency_ms": latency_ms,
             "latency_source": estimator.describe(),
+            "latency_extrapolated": estimator.extrapolated.get(arch.key),
             "measured_latency_ms": measured_ms,
             **best_scores,
             "onnx_max_abs_diff": onnx_diff,
