@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from latency_models.artifact import SUFFIX, load
+from latency_models.artifact import SUFFIX, LatencyArtifactError, load
 
 # (device, scale) -> shipped file under latency_models/artifacts/
 PUBLISHED: dict[tuple[str, int], str] = {
@@ -112,7 +112,10 @@ def for_device(device: str, threads: int = 1, *, quick: bool = False, scale: int
         path = host_predictor_path(threads, quick=quick)
         with _locked(path):
             if path.is_file():
-                return load(path)
+                try:
+                    return load(path)
+                except LatencyArtifactError as err:  # torn or stale cache: rebuild, never fatal
+                    print(f"latency_models: cached predictor does not load ({err}); collecting it again", flush=True)
             from latency_models.host import build_host_predictor
 
             predictor = build_host_predictor(threads=threads, quick=quick, progress=progress, seed=seed)

@@ -52,6 +52,18 @@ def test_for_device_cpu_fits_once_then_reuses(tmp_path, monkeypatch, capsys):
     assert 0.05 < first.predict_archs(archs, (24, 40))[0] < 100
 
 
+def test_torn_cache_is_collected_again(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path))
+    from latency_models.devices import host_predictor_path
+
+    path = host_predictor_path(1, quick=True)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04 torn by a kill")
+    pred = latency_models.for_device("cpu", threads=1, quick=True, progress=False)
+    assert "does not load" in capsys.readouterr().out and pred.manifest["n_samples"]["models"] > 5
+    assert latency_models.load(path).manifest["n_samples"] == pred.manifest["n_samples"]
+
+
 def test_two_processes_collect_once(tmp_path):
     code = ("import latency_models; p = latency_models.for_device('cpu', threads=1, quick=True, progress=True); "
             "print('ms', p.predict_archs([__import__('spaces').SRSpace().smallest()], (24, 40))[0])")

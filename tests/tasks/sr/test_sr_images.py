@@ -88,3 +88,48 @@ def test_eval_images_too_small_for_ssim_are_refused(tmp_path, rgb):
     Image.fromarray(rgb[:14, :14]).save(tmp_path / "tiny.png")
     with pytest.raises(DataError, match="tiny is 14x14 pixels, too small for the 11x11 SSIM window"):
         load_eval_set(tmp_path, 2)
+
+
+def _convert(src, dst, mode):
+    """Every image of folder ``src`` written to ``dst`` as 16-bit, grayscale or RGBA PNG."""
+    dst.mkdir()
+    for path in sorted(src.iterdir()):
+        img = np.asarray(Image.open(path).convert("RGB"))
+        if mode == "16bit":
+            write_png16(dst / f"{path.stem}.png", img.astype(np.uint16) * 257)
+        elif mode == "gray":
+            Image.fromarray(img).convert("L").save(dst / f"{path.stem}.png")
+        else:
+            Image.fromarray(np.dstack([img, np.full(img.shape[:2], 200, np.uint8)]), "RGBA").save(dst / f"{path.stem}.png")
+    return dst
+
+
+def test_16_bit_training_and_eval_folders_give_the_same_pixels(tmp_path):
+    from tasks.sr.data import TrainPatches
+
+    eval8 = load_eval_set(sr.DEFAULT_EVAL_ROOTS["set5"] / "HR", 2)
+    eval16 = load_eval_set(_convert(sr.DEFAULT_EVAL_ROOTS["set5"] / "HR", tmp_path / "set5_16", "16bit"), 2)
+    for a, b in zip(eval8, eval16):
+        assert a.name == b.name and (a.lr == b.lr).all() and (a.hr == b.hr).all()
+    t91 = sorted(sr.DEFAULT_TRAIN_ROOT.iterdir())[:12]
+    (tmp_path / "t8").mkdir()
+    for p in t91:
+        (tmp_path / "t8" / p.name).write_bytes(p.read_bytes())
+    p8 = TrainPatches(tmp_path / "t8", 2, 48, seed=3)
+    p16 = TrainPatches(_convert(tmp_path / "t8", tmp_path / "t16", "16bit"), 2, 48, seed=3)
+    for (lr8, hr8), (lr16, hr16) in zip((p8.batch(8) for _ in range(3)), (p16.batch(8) for _ in range(3))):
+        assert (lr8 == lr16).all() and (hr8 == hr16).all()  # the same batches: the same training, the same PSNR
+
+
+@pytest.mark.parametrize("mode", ["gray", "rgba"])
+def test_gray_and_rgba_training_folders_run(tmp_path, mode):
+    from tasks.sr.data import TrainPatches
+
+    (tmp_path / "t8").mkdir()
+    for p in sorted(sr.DEFAULT_TRAIN_ROOT.iterdir())[:6]:
+        (tmp_path / "t8" / p.name).write_bytes(p.read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        patches = TrainPatches(_convert(tmp_path / "t8", tmp_path / mode, mode), 2, 48, seed=0)
+    lr, hr = patches.batch(4)
+    assert lr.shape == (4, 3, 24, 24) and hr.shape == (4, 3, 48, 48) and 0 <= float(lr.min()) <= float(lr.max()) <= 1
