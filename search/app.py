@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from search.errors import UserError
 from search.settings import DeviceProfile, SearchSettings, task_section
+from search.storage import redact
 from spaces.atomic import write_text_atomic
 
 
@@ -24,6 +25,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     latency_cfg = OmegaConf.to_container(cfg.latency, resolve=True)
     assert isinstance(latency_cfg, dict)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(resolved, dict)
+    if resolved.get("search", {}).get("storage"):  # the password reaches no file
+        resolved["search"]["storage"] = redact(str(resolved["search"]["storage"]))
     torch.set_num_threads(device.threads or 2)
     started = time.monotonic()
     if settings.strategy == "allinone" and task["name"] != "sr":

@@ -14,12 +14,13 @@ Accepted ``search.storage`` values:
 from __future__ import annotations
 
 import random
+import re
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
@@ -85,15 +86,23 @@ def kind(url: str) -> str:
     return "postgresql" if scheme == "postgres" else scheme
 
 
+_SECRET_PARAM = re.compile(r"(?i)([?&;](?:password|passwd|pwd|sslpassword)=)[^&;#]*")
+
+
 def redact(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and result.json)."""
-    if url.startswith(JOURNAL_PREFIX):
+    """The URL with any password replaced by ``***`` (for logs, result.json and every file).
+
+    Parsed by hand rather than with ``urlsplit``: a password may hold ``/``, ``#``, ``?`` or
+    ``@`` (raw or percent-encoded), which end the netloc for a URL parser; here the user info
+    runs to the last ``@``, and ``password=`` style query parameters are masked too.
+    """
+    if url.startswith(JOURNAL_PREFIX) or "://" not in url:
         return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    scheme, rest = url.split("://", 1)
+    at = rest.rfind("@")
+    if at >= 0 and ":" in rest[:at]:
+        rest = rest[:at].split(":", 1)[0] + ":***" + rest[at:]
+    return f"{scheme}://" + _SECRET_PARAM.sub(r"\1***", rest)
 
 
 def schema_race(err: Exception) -> bool:

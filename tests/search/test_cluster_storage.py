@@ -18,6 +18,17 @@ def test_kinds_and_redaction():
     assert kind("journal:///shared/a.log") == "journal"
     assert redact("postgresql://hwnas:s3cret@db:5432/hwnas") == "postgresql://hwnas:***@db:5432/hwnas"
     assert redact("postgresql://hwnas@db/hwnas") == "postgresql://hwnas@db/hwnas"
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://hwnas:pa/ss@db:5432/hwnas", "postgresql://hwnas:pa#ss@db/hwnas", "postgresql://hwnas:p?a@ss@db/hwnas",
+    "postgresql://hwnas:p%2Fa%23s%3Fs@db/hwnas", "postgresql://hwnas@db/hwnas?sslmode=require&password=pa/ss",
+    "mysql+pymysql://u:pa;ss@db/x?charset=utf8", "postgresql://db/hwnas?PASSWORD=pa#ss"])
+def test_redaction_of_awkward_passwords(url):
+    out = redact(url)
+    for secret in ("pa/ss", "pa#ss", "p?a@ss", "p%2Fa%23s%3Fs", "pa;ss"):
+        assert secret not in out, out
+    assert "***" in out and out.split("://")[0] == url.split("://")[0]
     with pytest.raises(UserError, match="not a storage URL.*journal:///"):
         kind("redis://h:6379/0")
     with pytest.raises(UserError, match="absolute path"):
