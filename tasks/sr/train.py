@@ -91,16 +91,26 @@ def _save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, s
 
 
 def _load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, patches: TrainPatches) -> int:
-    state = torch.load(path, weights_only=True, map_location="cpu")
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an SR training checkpoint; delete it to start afresh")
+    """The step to resume from. A file that is no checkpoint of this model (a torn write, another
+    format, or another architecture: a re-run whose winner changed) is set aside with a message,
+    and training starts afresh; the model is only touched when everything matches."""
     try:
-        model.load_state_dict(state["model"])
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError("not an SR training checkpoint")
+        own = model.state_dict()
+        theirs = state["model"]
+        if set(theirs) != set(own) or any(theirs[k].shape != own[k].shape for k in own):
+            raise ValueError("saved for another architecture")
+        model.load_state_dict(theirs)
         opt.load_state_dict(state["optimizer"])
-    except (RuntimeError, ValueError) as err:
-        raise ValueError(f"{path} was saved for another model ({err}); delete it to start afresh") from err
-    patches.load_state_dict(state["patches"])
-    return int(state["step"])
+        patches.load_state_dict(state["patches"])
+        return int(state["step"])
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError) as err:
+        aside = path.with_name(f"{path.stem}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}{path.suffix}")
+        os.replace(path, aside)
+        print(f"{path}: {str(err)[:200]}; moved to {aside.name}, training from the start", flush=True)
+        return 0
 
 
 def _step(model: nn.Module, opt: torch.optim.Optimizer, patches: TrainPatches, recipe: TrainRecipe,

@@ -85,3 +85,27 @@ def test_cosine_schedule_ends_at_lr_final():
     assert recipe.lr_at(100) == pytest.approx(1e-5)
     with pytest.raises(ValueError):
         TrainRecipe(steps=10, lr=1e-3, lr_final=1e-2)
+
+
+@pytest.mark.parametrize("other", ["another architecture", "a torn file"])
+def test_checkpoint_of_another_run_is_set_aside_not_fatal(tmp_path, capsys, other):
+    recipe = TrainRecipe(steps=4, batch_size=4, patch_hr=48, threads=1, checkpoint_every=2)
+    ckpt = tmp_path / "final_checkpoint.pt"
+    if other == "a torn file":
+        ckpt.write_bytes(b"PK\x03\x04 torn")
+    else:
+        train(sr.build_model(WDSRBArch(2, 8, (WDSRBlock(16, 8),))), sr.TrainPatches(sr.DEFAULT_TRAIN_ROOT, 2, 48),
+              recipe, checkpoint_path=ckpt)
+    torch.manual_seed(3)
+    model = sr.build_model(TINY)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    # the first step runs from the untouched initial weights: the same as without any file
+    torch.manual_seed(3)
+    reference = sr.build_model(TINY)
+    stats = train(model, sr.TrainPatches(sr.DEFAULT_TRAIN_ROOT, 2, 48, seed=1), recipe, checkpoint_path=ckpt)
+    train(reference, sr.TrainPatches(sr.DEFAULT_TRAIN_ROOT, 2, 48, seed=1), recipe)
+    assert stats.resumed_from == 0 and stats.steps == 4 and "training from the start" in capsys.readouterr().out
+    assert len(list(tmp_path.glob("final_checkpoint.set-aside-*.pt"))) == 1 and ckpt.exists()
+    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-6), name
+    assert any(not torch.equal(start[k], v) for k, v in model.state_dict().items())
