@@ -88,16 +88,16 @@ def _eight_bit(path: Path, im: Image.Image) -> np.ndarray:
         _warn_once("alpha", f"{path}: alpha channel dropped (colour kept as is); further images with alpha "
                             "are read the same way")
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        wide = np.asarray(im, dtype=np.float64)
+        wide = np.array(im, dtype=np.float64)
         return np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8)
     if im.mode == "F":
-        return np.clip(np.round(np.asarray(im, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+        return np.clip(np.round(np.array(im, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
     if im.mode in ("L", "LA", "1"):
-        return np.asarray(im.convert("L"), dtype=np.uint8)
+        return np.array(im.convert("L"), dtype=np.uint8)
     if im.mode in ("P", "PA"):
         im = im.convert("RGBA")
-        return np.asarray(im, dtype=np.uint8)[..., :3]
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        return np.array(im, dtype=np.uint8)[..., :3]
+    return np.array(im.convert("RGB"), dtype=np.uint8)
 
 
 def to_float(img: torch.Tensor) -> torch.Tensor:

@@ -94,8 +94,10 @@ def _convert(src, dst, mode):
     """Every image of folder ``src`` written to ``dst`` as 16-bit, grayscale or RGBA PNG."""
     dst.mkdir()
     for path in sorted(src.iterdir()):
-        img = np.asarray(Image.open(path).convert("RGB"))
-        if mode == "16bit":
+        with Image.open(path) as im:
+            gray = im.mode == "L"
+            img = np.asarray(im.convert("L" if gray else "RGB"))
+        if mode == "16bit":  # grayscale stays one channel: it is scored on its gray values
             write_png16(dst / f"{path.stem}.png", img.astype(np.uint16) * 257)
         elif mode == "gray":
             Image.fromarray(img).convert("L").save(dst / f"{path.stem}.png")
@@ -107,10 +109,12 @@ def _convert(src, dst, mode):
 def test_16_bit_training_and_eval_folders_give_the_same_pixels(tmp_path):
     from tasks.sr.data import TrainPatches
 
-    eval8 = load_eval_set(sr.DEFAULT_EVAL_ROOTS["set5"] / "HR", 2)
-    eval16 = load_eval_set(_convert(sr.DEFAULT_EVAL_ROOTS["set5"] / "HR", tmp_path / "set5_16", "16bit"), 2)
-    for a, b in zip(eval8, eval16):
-        assert a.name == b.name and (a.lr == b.lr).all() and (a.hr == b.hr).all()
+    for name in ("set5", "set14"):  # Set14 holds a grayscale image
+        eval8 = load_eval_set(sr.DEFAULT_EVAL_ROOTS[name] / "HR", 2)
+        eval16 = load_eval_set(_convert(sr.DEFAULT_EVAL_ROOTS[name] / "HR", tmp_path / f"{name}_16", "16bit"), 2)
+        assert len(eval8) == len(eval16) and any(e.gray for e in eval16) == (name == "set14")
+        for a, b in zip(eval8, eval16):
+            assert a.name == b.name and (a.lr == b.lr).all() and (a.hr == b.hr).all()
     t91 = sorted(sr.DEFAULT_TRAIN_ROOT.iterdir())[:12]
     (tmp_path / "t8").mkdir()
     for p in t91:
