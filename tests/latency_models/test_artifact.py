@@ -167,3 +167,8 @@ def test_small_file_with_a_huge_member_is_refused_without_inflating_it(tmp_path,
     assert len(lines) == 1 and lines[0].startswith("error:") and "inflates to more than 64 MiB" in lines[0], out.stderr
     rc, grown = out.stdout.split()
     assert rc == "rc=2" and float(grown.split("=")[1]) < 200, out.stdout
+    flipped = _flip_member_byte(good, tmp_path / "flip.hwlat")
+    out = subprocess.run([sys.executable, "-m", "latency_models", "predict", str(flipped), "--arch", str(arch)],
+                         capture_output=True, text=True, timeout=120)
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+    assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:") and "flip.hwlat" in lines[0]
