@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,15 @@ from search.sr_task import (
 from search.startup import feasible_design
 from search.storage import redact
 from search.study import open_study, run_study, search_only_result
-from spaces import arch_from_dict, save_arch
+from spaces import ArchError, arch_from_dict, save_arch
 from tasks.sr.evaluate import evaluate
+
+
+def trial_meaning(sr_settings: SRSettings, estimator: Any) -> dict[str, Any]:
+    """What changes the meaning of a trial's PSNR and latency: a study only holds one of these."""
+    proxy = {k: v for k, v in dataclasses.asdict(sr_settings.proxy).items() if k not in ("threads", "checkpoint_every")}
+    return {"space": dataclasses.asdict(sr_settings.space), "train_root": str(sr_settings.train_root),
+            "val_images": sr_settings.val_images, "proxy": proxy, "latency": estimator.source}
 
 
 def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,
@@ -47,7 +55,7 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
     print(f"search: {settings.strategy}, {settings.n_trials} trials, study {settings.study_name} "
           f"in {redact(settings.storage)}")
 
-    study = open_study(settings)
+    study = open_study(settings, trial_meaning(sr_settings, estimator))
     if not study.get_trials(deepcopy=False):
         # A known-feasible first candidate (the cheapest member; check_budget proved it fits), so
         # that even a tiny study ends with a trained architecture within the budget.
@@ -75,6 +83,11 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
             "search.timeout_s, or the budget"
         )
     arch = arch_from_dict(best.user_attrs["arch"])
+    try:
+        sr_settings.space.validate(arch)
+    except ArchError as err:  # a study made before trial meanings were recorded may hold such trials
+        raise UserError(f"the study's best trial #{best.number} lies outside this run's space ({err}); "
+                        "use another search.study_name") from None
     print(f"best: trial #{best.number}, {arch.depth} blocks, C={arch.channels}, "
           f"{best.user_attrs['latency_ms']:.2f} ms; training it with task.final "
           f"({sr_settings.final.steps} steps)")

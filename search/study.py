@@ -11,6 +11,7 @@ parameters and exits; the same command resumes.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -105,9 +106,27 @@ def heartbeat_policy(settings: SearchSettings) -> HeartbeatPolicy:
     return HeartbeatPolicy(settings.heartbeat_s, settings.grace_s, settings.max_retry)
 
 
-def open_study(settings: SearchSettings) -> optuna.Study:
+MEANING_ATTR = "trial_meaning"
+
+
+def check_meaning(study: optuna.Study, meaning: dict[str, Any]) -> None:
+    """Record what a trial's numbers mean (search space, data, proxy recipe, latency model) on a
+    new study; refuse to join one recorded with other values, naming the keys that differ."""
+    mine = json.loads(json.dumps(meaning, sort_keys=True, default=str))
+    theirs = study.user_attrs.get(MEANING_ATTR)
+    if theirs is None:
+        study.set_user_attr(MEANING_ATTR, mine)
+        return
+    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if differ:
+        raise UserError(f"study {study.study_name!r} holds trials of another setup ({', '.join(differ)} differ: "
+                        f"{', '.join(f'{k}={theirs.get(k)!r}' for k in differ)}); its trials mean something else "
+                        "here. Use another search.study_name, or the same settings as the study")
+
+
+def open_study(settings: SearchSettings, meaning: dict[str, Any] | None = None) -> optuna.Study:
     """Create the study, or load it when the same command runs again (resume) or another worker
-    created it first."""
+    created it first. ``meaning``: see :func:`check_meaning`."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(settings.storage, heartbeat_policy(settings))
     try:
@@ -127,6 +146,8 @@ def open_study(settings: SearchSettings) -> optuna.Study:
         raise UserError(
             f"study {settings.study_name!r} exists with other objectives; use a new search.study_name"
         )
+    if meaning is not None:
+        check_meaning(study, meaning)
     return study
 
 
