@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,16 @@ def _number(value: Any, name: str, *, positive: bool = True) -> float:
         number = float(value)
     except (TypeError, ValueError):
         raise UserError(f"{name}={value!r} is not a number; e.g. {name}=33.3") from None
+    if not math.isfinite(number):
+        raise UserError(f"{name}={value!r} must be a finite number")
     if positive and not number > 0:
         raise UserError(f"{name}={value!r} must be positive")
     return number
 
 
 def _int(value: Any, name: str, *, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or int(value) != value):
         raise UserError(f"{name}={value!r} must be an integer")
     if value < minimum:
         raise UserError(f"{name}={value!r} must be at least {minimum}")

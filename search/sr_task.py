@@ -72,7 +72,7 @@ class SRSettings:
             space=space,
             train_root=Path(data.get("train_root") or sr.data.DEFAULT_TRAIN_ROOT),
             eval_roots={str(k).lower(): Path(v) for k, v in eval_roots.items()},
-            val_images=int(data.get("val_images", 8)),
+            val_images=_val_images(data.get("val_images", 8)),
             proxy=recipe("proxy", 1),
             final=recipe("final", 2),
             baselines=tuple(task.get("baselines", ())),
@@ -92,6 +92,13 @@ def load_data(settings: SRSettings, seed: int) -> tuple[Any, Any, list[Any], dic
     except sr.DataError as err:
         raise UserError(str(err)) from None
     return proxy_patches, final_patches, val, evals
+
+
+def _val_images(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"task.data.val_images={value!r} must be an integer of at least 1: candidates are scored on "
+                        "that many held-out training images")
+    return value
 
 
 def check_budget(space: SRSpace, estimator: LatencyEstimator, budget_ms: float) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import json
 import os
 import time
@@ -78,6 +79,16 @@ class ViTSettings:
             )
         except (TypeError, ValueError) as err:
             raise UserError(f"task (vit) settings are malformed: {err}") from None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.budget_fraction) and 0 < self.budget_fraction <= 1):
+            raise UserError(f"task.budget_fraction={self.budget_fraction!r} must lie in (0, 1]: the budget is that "
+                            "share of the unpruned model's latency")
+        if not (math.isfinite(self.confirm_margin) and 0 <= self.confirm_margin < 1):
+            raise UserError(f"task.confirm_margin={self.confirm_margin!r} must lie in [0, 1)")
+        if self.val_images < 1:
+            raise UserError(f"task.data.val_images={self.val_images} must be at least 1: candidates are scored on "
+                            "held-out validation images")
 
 
 @dataclass

@@ -17,6 +17,12 @@ CASES = {
     "space outside the published model's box": (["experiment=smoke", "task.space.channels=[32,48]"],
                                                  "outside the box the published model was fitted on (C 8-24"),
     "allow_extrapolation not a bool": (["latency.allow_extrapolation=maybe"], "latency.allow_extrapolation"),
+    "n_trials nan": (["search.n_trials=nan"], "search.n_trials"),
+    "n_trials inf": (["search.n_trials=inf"], "search.n_trials"),
+    "seed nan": (["seed=nan"], "seed"),
+    "budget inf": (["budget_ms=inf"], "budget_ms"),
+    "no validation images": (["task.data.val_images=0"], "task.data.val_images"),
+    "vit budget fraction nan": (["task=vit", "device=cpu", "task.budget_fraction=nan"], "task.budget_fraction"),
 }
 
 
