@@ -182,3 +182,20 @@ def test_outside_range_is_what_no_fitting_network_needed():
     assert big is not None and "fitting network" in big
     again = latency_models.load(pred.save(Path(os.environ.get("TMPDIR", "/tmp")) / "range.hwlat"))
     assert again.outside_range([space.largest()], (96, 160)) == [big]
+
+
+def test_10000_sr_architectures_in_under_5_seconds():
+    import time
+
+    from spaces.sampling import RandomSuggester
+
+    space = SRSpace()
+    fit_archs = [space.sample(RandomSuggester(i)) for i in range(40)]
+    ys = [0.05 + sum(1e-6 * (1 + sum(o.output)) for o in a.ops((180, 320))) for a in fit_archs]
+    pred = latency_models.fit([(a.ops((180, 320)), None, y) for a, y in zip(fit_archs, ys)])
+    archs = [space.sample(RandomSuggester(1000 + s)) for s in range(10_000)]
+    start = time.perf_counter()
+    ms = pred.predict_archs(archs, (180, 320))
+    upper = pred.predict_archs(archs, (180, 320), quantile=0.9)
+    elapsed = time.perf_counter() - start
+    assert elapsed < 5.0 and ms.shape == (10_000,) and np.all(upper >= ms), elapsed
