@@ -83,12 +83,13 @@ def _priors(prior: Any) -> list[AdditivePredictor]:
 def fit(samples: Iterable[tuple[Any, Sequence[int], float]], *, kernels: Any = None, prior: Any = None,
         graph: str = "auto", threads: int = 1, device: str = "unknown", backend: str | None = None,
         kernel_options: Mapping[str, Any] | None = None, max_kernels: int = 3000, ensemble: int = ENSEMBLE,
-        seed: int = 0, progress: bool = False) -> AdditivePredictor:
+        kernel_table: bool = True, seed: int = 0, progress: bool = False) -> AdditivePredictor:
     """Fit an additive predictor (see the module docstring).
 
     ``graph``: ``"eager"``, ``"compiled"`` or ``"auto"`` (cross-validated; with kernel profiling,
-    what the kernels' backend runs). ``device``/``backend``/``threads`` describe where the timings
-    were measured and go into the manifest.
+    what the kernels' backend runs). ``kernel_table``: also try per-kernel corrections of the
+    group curves (:mod:`latency_models.predictors.kernel_table`; cross-validation decides).
+    ``device``/``backend``/``threads`` describe where the timings were measured and go into the manifest.
     """
     if graph not in (*GRAPH_MODES, "auto"):
         raise ValueError(f"graph={graph!r}: use 'eager', 'compiled' or 'auto'")
@@ -110,13 +111,37 @@ def fit(samples: Iterable[tuple[Any, Sequence[int], float]], *, kernels: Any = N
         candidates = [c for i, p in enumerate(priors) if p.graph in modes
                       for c in af.base_candidates(f"prior[{i}]({p.manifest.get('device')})", p.graph, p.coef)]
         candidates += af.scratch_candidates(modes)
+        tables = _with_kernel_tables(xs, lists, modes) if kernel_table else {}
+        candidates += af.table_candidates(list(tables), len(FEATURES))
     chosen, oof, table = af.select(xs, y, candidates, seed)
-    x = xs[chosen.graph]
-    coef = chosen.fit(x, y)
-    members = af.bootstrap(x, y, chosen.fit, ensemble, seed) if ensemble > 1 else None
+    full = xs[chosen.graph]
+    coef_all = chosen.fit(full, y)
+    members = af.bootstrap(full, y, chosen.fit, ensemble, seed)[:, :len(FEATURES)] if ensemble > 1 else None
+    mode = chosen.graph.split("+")[0]
+    x, coef = full[:, :len(FEATURES)], coef_all[:len(FEATURES)]
+    kernel_ms = dict(zip(tables[mode], coef_all[len(FEATURES):].tolist())) if "+kernels" in chosen.graph else {}
+    kernel_ms = {op: ms for op, ms in kernel_ms.items() if ms != 0.0}
     learned = "kernels" if kernels is not None else "prior" if chosen.name.startswith("prior") else "networks"
     manifest = _manifest(device, backend, threads, chosen, learned, len(y), x, coef, table, y, oof, kernel_record)
-    return AdditivePredictor(manifest, coef, members, af.RESIDUAL_Q, af.residual_quantiles(y, oof), x.max(axis=0))
+    manifest["predictor"]["graph"] = mode
+    manifest["predictor"]["kernel_table_size"] = len(kernel_ms)
+    return AdditivePredictor(manifest, coef, members, af.RESIDUAL_Q, af.residual_quantiles(y, oof), x.max(axis=0),
+                             kernel_ms)
+
+
+def _with_kernel_tables(xs: dict[str, np.ndarray], lists: dict[str, list[list[Op]]], modes: list[str]
+                        ) -> dict[str, list[Op]]:
+    """Add ``<mode>+kernels`` designs (features plus recurring-kernel counts) to ``xs``; returns the
+    kernels of each mode that has any."""
+    from latency_models.predictors.kernel_table import count_matrix, table_kernels
+
+    out = {}
+    for m in modes:
+        kernels = table_kernels(lists[m])
+        if kernels:
+            xs[f"{m}+kernels"] = np.hstack([xs[m], count_matrix(lists[m], kernels)])
+            out[m] = kernels
+    return out
 
 
 def _manifest(device: str, backend: str | None, threads: int, chosen: af.Candidate, learned: str, n: int,

@@ -14,6 +14,7 @@ beside the manifest; plain float arrays, no pickle, no scikit-learn needed to lo
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from collections.abc import Sequence
 from statistics import NormalDist
@@ -31,14 +32,20 @@ BASIS_VERSION = 1  # bump when basis.py changes what a feature means
 MIN_MS = 1e-3
 
 
+def op_key(op: Op) -> str:
+    """Stable text key of an op (kernel-table rows in ``.npz``)."""
+    return json.dumps(op.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
 @register_kind("additive")
 class AdditivePredictor(LatencyPredictor):
     """ms = features(ops) @ coef; features are summed per-op work bases (see the module docstring)."""
 
     def __init__(self, manifest: dict[str, Any], coef: np.ndarray, ensemble: np.ndarray | None = None,
                  residual_q: np.ndarray | None = None, residual_log: np.ndarray | None = None,
-                 feature_max: np.ndarray | None = None) -> None:
+                 feature_max: np.ndarray | None = None, kernel_table: dict[Op, float] | None = None) -> None:
         super().__init__(manifest)
+        self.kernel_table = dict(kernel_table or {})  # ms per recurring kernel, see kernel_table.py
         self.feature_max = None if feature_max is None else np.asarray(feature_max, np.float64)
         self.coef = np.asarray(coef, dtype=np.float64)
         if self.coef.shape != (len(FEATURES),):
@@ -52,10 +59,13 @@ class AdditivePredictor(LatencyPredictor):
         self._designer = Designer()
 
     # ---- from features ----------------------------------------------------------------------
-    def predict_features(self, x: np.ndarray, quantile: float | None = None) -> np.ndarray:
-        """ms of each network feature row ``x`` ``(n, F)``; with ``quantile`` the upper/lower bound
-        at that level: cross-validated residual quantile, widened by the ensemble's spread."""
-        point = np.maximum(x @ self.coef, MIN_MS)
+    def predict_features(self, x: np.ndarray, quantile: float | None = None,
+                         table_ms: np.ndarray | None = None) -> np.ndarray:
+        """ms of each network feature row ``x`` ``(n, F)`` (plus its kernel-table ms, ``(n,)``);
+        with ``quantile`` the upper/lower bound at that level: cross-validated residual quantile,
+        widened by the ensemble's spread."""
+        extra = np.zeros(len(x)) if table_ms is None else table_ms
+        point = np.maximum(x @ self.coef + extra, MIN_MS)
         if quantile is None:
             return point
         if not 0.0 < float(quantile) < 1.0:
@@ -63,7 +73,7 @@ class AdditivePredictor(LatencyPredictor):
         r = float(np.interp(quantile, self.residual_q, self.residual_log))
         spread = 0.0
         if len(self.ensemble) > 1:
-            members = np.log(np.maximum(x @ self.ensemble.T, MIN_MS))
+            members = np.log(np.maximum(x @ self.ensemble.T + extra[:, None], MIN_MS))
             lo, hi = np.quantile(members, [0.16, 0.84], axis=1)  # robust: a member may collapse to ~0
             spread = (hi - lo) / 2 * NormalDist().inv_cdf(float(quantile))
         width = np.sign(quantile - 0.5) * np.sqrt(r ** 2 + spread ** 2)
@@ -83,8 +93,13 @@ class AdditivePredictor(LatencyPredictor):
                               stacklevel=3)
         return x
 
+    def table_ms(self, ops: Sequence[Op]) -> float:
+        """The kernel-table corrections of one network's ops (0 without a table)."""
+        return float(sum(self.kernel_table.get(op, 0.0) for op in ops)) if self.kernel_table else 0.0
+
     def predict_op_lists(self, op_lists: Sequence[Sequence[Op]], quantile: float | None = None) -> np.ndarray:
-        return self.predict_features(self.features(op_lists), quantile)
+        extra = np.array([self.table_ms(ops) for ops in op_lists])
+        return self.predict_features(self.features(op_lists), quantile, extra)
 
     # ---- from modules and architectures -----------------------------------------------------
     def ops_of(self, module: Any, input_shape: Sequence[int]) -> list[Op]:
@@ -103,17 +118,27 @@ class AdditivePredictor(LatencyPredictor):
                       quantile: float | None = None) -> np.ndarray:
         """ms per architecture from its analytic ``arch.ops``; WDSR-B archs are summed per block
         (exact: the model is additive over ops), so 10,000 archs take well under a second."""
-        return self.predict_features(self.arch_features(archs, input_hw), quantile)
+        x, extra = self.arch_design(archs, input_hw)
+        return self.predict_features(x, quantile, extra)
 
     def arch_features(self, archs: Sequence[Any], input_hw: tuple[int, int] | None) -> np.ndarray:
+        return self.arch_design(archs, input_hw)[0]
+
+    def _network(self, ops: Sequence[Op]) -> np.ndarray:
+        """Features with the kernel-table ms appended (one vector, so blocks can be differenced)."""
+        return np.append(self._designer.network(ops), self.table_ms(ops))
+
+    def arch_design(self, archs: Sequence[Any], input_hw: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(features ``(n, F)``, kernel-table ms ``(n,)``) per architecture."""
         from latency_models.predictors.base import arch_ops
 
         if not (archs and all(type(a).__name__ == "WDSRBArch" for a in archs)):
-            return self.features([arch_ops(a, input_hw) for a in archs])
+            op_lists = [arch_ops(a, input_hw) for a in archs]
+            return self.features(op_lists), np.array([self.table_ms(ops) for ops in op_lists])
         bases = {(a.scale, a.channels): dataclasses.replace(a, blocks=()) for a in archs}
-        base_x = {k: self._designer.network(arch_ops(b, input_hw)) for k, b in bases.items()}
+        base_x = {k: self._network(arch_ops(b, input_hw)) for k, b in bases.items()}
         block_x: dict[tuple, np.ndarray] = {}
-        out = np.empty((len(archs), len(FEATURES)))
+        out = np.empty((len(archs), len(FEATURES) + 1))
         for i, a in enumerate(archs):
             key = (a.scale, a.channels)
             x = base_x[key].copy()
@@ -121,10 +146,10 @@ class AdditivePredictor(LatencyPredictor):
                 bk = (*key, b)
                 if bk not in block_x:
                     one = dataclasses.replace(bases[key], blocks=(b,))
-                    block_x[bk] = self._designer.network(arch_ops(one, input_hw)) - base_x[key]
+                    block_x[bk] = self._network(arch_ops(one, input_hw)) - base_x[key]
                 x += block_x[bk]
             out[i] = x
-        return self._checked(out)
+        return self._checked(out[:, :-1]), out[:, -1]
 
     # ---- file format ------------------------------------------------------------------------
     def _payload(self) -> dict[str, bytes]:
@@ -132,7 +157,11 @@ class AdditivePredictor(LatencyPredictor):
                   "residual_log": self.residual_log}
         if self.feature_max is not None:
             arrays["feature_max"] = self.feature_max
-        return {"coef.npz": npz_bytes(arrays)}
+        members = {"coef.npz": npz_bytes(arrays)}
+        if self.kernel_table:
+            keys = np.array([op_key(op) for op in self.kernel_table], dtype=np.str_)
+            members["kernel_table.npz"] = npz_bytes({"keys": keys, "ms": np.array(list(self.kernel_table.values()))})
+        return members
 
     @classmethod
     def from_artifact(cls, manifest: dict[str, Any], members: dict[str, bytes]) -> AdditivePredictor:
@@ -142,8 +171,12 @@ class AdditivePredictor(LatencyPredictor):
                 f"basis version {spec.get('basis_version')!r} with {len(spec.get('features', []))} features; "
                 f"this package reads version {BASIS_VERSION} ({len(FEATURES)} features). Upgrade hwnas or refit")
         arrays = npz_arrays(members["coef.npz"])
+        table = {}
+        if "kernel_table.npz" in members:
+            t = npz_arrays(members["kernel_table.npz"])
+            table = {Op.from_dict(json.loads(k)): float(v) for k, v in zip(t["keys"].tolist(), t["ms"].tolist())}
         return cls(manifest, arrays["coef"], arrays["ensemble"], arrays["residual_q"], arrays["residual_log"],
-                   arrays.get("feature_max"))
+                   arrays.get("feature_max"), table)
 
     def outside_range(self, archs: Sequence[Any], input_hw: tuple[int, int] | None = None) -> list[str | None]:
         """Outside when a network needs more of some work basis (launches, GFLOP, MB of one op

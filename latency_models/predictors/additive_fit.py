@@ -154,6 +154,23 @@ def fit_scale(x: np.ndarray, y: np.ndarray, base: np.ndarray) -> np.ndarray:
     return coef
 
 
+KERNEL_RIDGE_GRID = (1e-2, 1e-1)
+
+
+def table_candidates(graphs: Sequence[str], n_base: int) -> list[Candidate]:
+    """The group curves (ridge 1e-4) plus per-kernel corrections: the design is ``[x | counts]``
+    (graph key ``<mode>+kernels``) and the coefficients are ``[curves | corrections]``."""
+    from latency_models.predictors.kernel_table import fit_corrections
+
+    def fitter(xk: np.ndarray, y: np.ndarray, r: float) -> np.ndarray:
+        x, k = xk[:, :n_base], xk[:, n_base:]
+        base = nnls_relative(x, y, 1e-4)
+        return np.concatenate([base, fit_corrections(k, y, x @ base, r)])
+
+    return [Candidate(f"networks+kernel table(ridge={r:g})", f"{g}+kernels", lambda xk, y, r=r: fitter(xk, y, r))
+            for g in graphs for r in sorted(KERNEL_RIDGE_GRID, reverse=True)]
+
+
 def base_candidates(name: str, graph: str, base: np.ndarray) -> list[Candidate]:
     """A base's per-op costs (a prior device's, or kernels timed alone) scaled as a whole, or per group."""
     return [Candidate(f"{name}+scale", graph, lambda x, y, b=base: fit_scale(x, y, b)),

@@ -199,3 +199,21 @@ def test_10000_sr_architectures_in_under_5_seconds():
     upper = pred.predict_archs(archs, (180, 320), quantile=0.9)
     elapsed = time.perf_counter() - start
     assert elapsed < 5.0 and ms.shape == (10_000,) and np.all(upper >= ms), elapsed
+
+
+def test_kernel_table_learns_what_group_curves_cannot():
+    """FBNet on a Xeon Gold 6226: some layer shapes run far off their group's curve."""
+    torch.set_num_threads(1)
+    from latency_models.benchnets import fbnet_network
+
+    rows = read_public_table(HERE / "data" / "fbnet_public_subset.csv")[:200]
+    graphs = [trace_graph(fbnet_network(r.arch_str), (1, 3, 32, 32)) for r in rows]
+    y = np.array([r.latency_ms["gold_6226"] for r in rows])
+    samples = [(g, None, v) for g, v in zip(graphs[:130], y[:130])]
+    table = latency_models.fit(samples, graph="eager", ensemble=1)
+    curves = latency_models.fit(samples, graph="eager", ensemble=1, kernel_table=False)
+    assert table.manifest["predictor"]["kernel_table_size"] > 0 and curves.kernel_table == {}
+    got = {name: p.predict_op_lists([p.ops_of(g, None) for g in graphs[130:]]) for name, p in
+           (("table", table), ("curves", curves))}
+    m = {name: metrics(y[130:], v) for name, v in got.items()}
+    assert m["table"]["within_10pct"] > m["curves"]["within_10pct"] + 0.1, m

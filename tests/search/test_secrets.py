@@ -15,7 +15,7 @@ def test_password_in_no_file_of_the_run(postgres_url, tmp_path, tiny_sr):
     query_url = f"{postgres_url}?password={SECRET.replace('#', '%23')}"
     for i, url in enumerate((user_url, query_url)):
         run_dir = tmp_path / f"run{i}"
-        proc = subprocess.run([sys.executable, "-m", "search", *tiny_sr, f"search.storage={url}",
+        proc = subprocess.run([sys.executable, "-m", "search", *tiny_sr, f"search.storage='{url}'",  # quoted: = ? %
                                f"search.study_name=secret-{tmp_path.name}-{i}", "search.run_final=false",
                                f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
