@@ -85,7 +85,7 @@ def test_lookup_table_matches_teacher(fitted):
 
 def test_surrogate_is_close_and_differentiable(fitted, tmp_path):
     pred = fitted[0]
-    sur = distill(pred, SPACE, HW, n_archs=500, steps=300)
+    sur = distill(pred, SPACE, HW, n_archs=500, steps=1000)
     assert sur.manifest["teacher_fidelity"]["within_10pct"] >= 0.8, sur.manifest["teacher_fidelity"]
     again = latency_models.load(sur.save(tmp_path / "sur.hwlat"))
     arch = WDSRBArch(2, 16, (WDSRBlock(64, 13), WDSRBlock(32, 10)))
