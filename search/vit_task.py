@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import math
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
