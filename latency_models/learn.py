@@ -97,6 +97,7 @@ def fit(samples: Iterable[tuple[Any, Sequence[int], float]], *, kernels: Any = N
     priors = _priors(prior)
     modes = list(GRAPH_MODES) if graph == "auto" else [graph]
     kernel_record = None
+    tables: dict[str, list[Op]] = {}
     if kernels is not None:
         modes = [_kernel_graph(graph, kernels)]
     lists = {m: [g.ops(m) for g in graphs] for m in modes}

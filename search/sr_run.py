@@ -31,6 +31,21 @@ from spaces import ArchError, arch_from_dict, save_arch
 from tasks.sr.evaluate import evaluate
 
 
+def winner(study: Any, space: Any, budget_ms: float) -> tuple[Any, Any]:
+    """The best trained trial within budget and its architecture, which must lie in ``space``."""
+    best = best_feasible(study)
+    if best is None:
+        raise UserError(f"no trained candidate met budget_ms={budget_ms:g}; raise search.n_trials or "
+                        "search.timeout_s, or the budget")
+    arch = arch_from_dict(best.user_attrs["arch"])
+    try:
+        space.validate(arch)
+    except ArchError as err:  # a study made before trial meanings were recorded may hold such trials
+        raise UserError(f"the study's best trial #{best.number} lies outside this run's space ({err}); "
+                        "use another search.study_name") from None
+    return best, arch
+
+
 def trial_meaning(sr_settings: SRSettings, estimator: Any) -> dict[str, Any]:
     """What changes the meaning of a trial's PSNR and latency: a study only holds one of these."""
     proxy = {k: v for k, v in dataclasses.asdict(sr_settings.proxy).items() if k not in ("threads", "checkpoint_every")}
@@ -76,18 +91,7 @@ def run_sr(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings
     run_study(study, objective, settings, describe_trial, catch=(sr.DivergedError,))
     if not settings.run_final:  # a cluster worker: search only; the command without it trains the winner
         return search_only_result(study, settings, "sr", device.name)
-    best = best_feasible(study)
-    if best is None:
-        raise UserError(
-            f"no trained candidate met budget_ms={settings.budget_ms:g}; raise search.n_trials or "
-            "search.timeout_s, or the budget"
-        )
-    arch = arch_from_dict(best.user_attrs["arch"])
-    try:
-        sr_settings.space.validate(arch)
-    except ArchError as err:  # a study made before trial meanings were recorded may hold such trials
-        raise UserError(f"the study's best trial #{best.number} lies outside this run's space ({err}); "
-                        "use another search.study_name") from None
+    best, arch = winner(study, sr_settings.space, settings.budget_ms)
     print(f"best: trial #{best.number}, {arch.depth} blocks, C={arch.channels}, "
           f"{best.user_attrs['latency_ms']:.2f} ms; training it with task.final "
           f"({sr_settings.final.steps} steps)")

@@ -11,7 +11,6 @@ parameters and exits; the same command resumes.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -31,6 +30,7 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UserError
+from search.meaning import check_meaning
 from search.progress import ProgressPrinter
 from search.settings import SearchSettings
 from search.storage import HeartbeatPolicy, open_storage, redact, retry_callback
@@ -104,24 +104,6 @@ def directions(settings: SearchSettings) -> list[str]:
 
 def heartbeat_policy(settings: SearchSettings) -> HeartbeatPolicy:
     return HeartbeatPolicy(settings.heartbeat_s, settings.grace_s, settings.max_retry)
-
-
-MEANING_ATTR = "trial_meaning"
-
-
-def check_meaning(study: optuna.Study, meaning: dict[str, Any]) -> None:
-    """Record what a trial's numbers mean (search space, data, proxy recipe, latency model) on a
-    new study; refuse to join one recorded with other values, naming the keys that differ."""
-    mine = json.loads(json.dumps(meaning, sort_keys=True, default=str))
-    theirs = study.user_attrs.get(MEANING_ATTR)
-    if theirs is None:
-        study.set_user_attr(MEANING_ATTR, mine)
-        return
-    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
-    if differ:
-        raise UserError(f"study {study.study_name!r} holds trials of another setup ({', '.join(differ)} differ: "
-                        f"{', '.join(f'{k}={theirs.get(k)!r}' for k in differ)}); its trials mean something else "
-                        "here. Use another search.study_name, or the same settings as the study")
 
 
 def open_study(settings: SearchSettings, meaning: dict[str, Any] | None = None) -> optuna.Study:
