@@ -52,7 +52,7 @@ def main() -> int:
 
 def report(result: dict, run_dir: Path) -> int:
     how = "measured" if result["latency_measured"] else "MODELLED"
-    budget = result["budget_ms"]
+    budget = result["budget"]["ms"]
     print(f"\nAll-in-One on {result['device']['name']} (latency {how}), budget {budget:g} ms, "
           f"{result['recipe']['steps']} steps each; run in {run_dir}\n")
     print("| point | sub-network | fixed ms | switched ms | within budget | Set5 All-in-One | Set5 alone | gap dB |")

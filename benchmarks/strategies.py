@@ -59,7 +59,7 @@ def inherited_weights(run_dir: Path, result: dict) -> dict | None:
         return None
     import torch
 
-    from search.sr_task import SRSettings
+    from search.sr.task import SRSettings
     from spaces import arch_from_dict
     from tasks.sr.supernet import SRSupernet
 
@@ -80,13 +80,14 @@ def retrain_set5(arch: dict, seed: int, final_steps: int, cache: Path, init: dic
     done = json.loads(cache.read_text()) if cache.exists() else {}
     if key in done:
         return done[key]
-    from search.sr_task import SRSettings, load_data, train_and_evaluate
+    from search.sr.task import SRSettings, load_data, train_and_evaluate
     from spaces import arch_from_dict
 
     task = task_config()
     task["final"]["steps"] = final_steps
     settings = SRSettings.from_task(task, seed, threads=2)
-    _, patches, _, evals = load_data(settings, seed)
+    data = load_data(settings, seed)
+    patches, evals = data.final_patches, data.evals
     _, scores = train_and_evaluate(arch_from_dict(arch), settings.final, patches, {"set5": evals["set5"]},
                                    f"seed {seed}", init_state=init)
     done[key] = scores["eval"]["set5"]["psnr"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -45,11 +45,13 @@ def _time_once(module: nn.Module, x: torch.Tensor, runs: int) -> float:
 @torch.inference_mode()
 def interleaved_ms(models: Sequence[tuple[nn.Module, Sequence[int]]], threads: int = 1, *, rounds: int = 5,
                    runs: int = 3, warmup: int = 2, reference: tuple[nn.Module, Sequence[int]] | None = None,
-                   ) -> list[InterleavedTiming]:
+                   after: Callable[[int, float], None] | None = None) -> list[InterleavedTiming]:
     """Time ``models`` ((module, input shape (B, C, H, W)) pairs) in interleaved rounds on torch-cpu.
 
-    ``runs`` forward passes per model per round (their median is the round's figure). The
-    previous torch thread count is restored.
+    ``runs`` forward passes per model per round (their median is the round's figure). ``after(i,
+    ms)``, when given, is called after each timing with the model's index and that round's median:
+    a caller whose module changes what it runs between timings (a run-time governor picking the
+    next level) decides there. The previous torch thread count is restored.
     """
     if rounds < 1 or runs < 1:
         raise ValueError(f"rounds and runs must be at least 1, got {rounds} and {runs}")
@@ -68,6 +70,8 @@ def interleaved_ms(models: Sequence[tuple[nn.Module, Sequence[int]]], threads: i
             order = range(len(items)) if r % 2 == 0 else reversed(range(len(items)))
             for i in order:
                 per_round[i].append(_time_once(items[i][0], inputs[i], runs))
+                if after is not None and i < len(models):
+                    after(i, per_round[i][-1])
     finally:
         torch.set_num_threads(before)
     if reference is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import time
@@ -14,13 +13,16 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from search.config.compose import check_declared
 from search.errors import UserError
-from search.settings import DeviceProfile, SearchSettings, task_section
-from search.storage import redact
+from search.result import Result
+from search.runners import runner_for
+from search.settings import DeviceProfile, RunContext, SearchSettings, task_section
+from search.study.storage import redact
 from spaces.atomic import write_text_atomic
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run(cfg: DictConfig, run_dir: Path) -> Result:
     """Run the configured task; returns the result written to ``run_dir/result.json``. The run
     directory is claimed for the whole run: a second process pointed at it stops at once."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -47,61 +49,52 @@ def claim(run_dir: Path) -> Iterator[None]:
         yield
 
 
-def _run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def context(cfg: DictConfig, run_dir: Path) -> RunContext:
+    """The typed settings of one run, checked before any work."""
+    check_declared(cfg)  # a multirun job's overrides reach here unchecked
     device = DeviceProfile.from_cfg(cfg)
     settings = SearchSettings.from_cfg(cfg, device, run_dir)
-    task = task_section(cfg)
     latency_cfg = OmegaConf.to_container(cfg.latency, resolve=True)
+    points = OmegaConf.select(cfg, "device.operating_points", default=None)
+    points = OmegaConf.to_container(points, resolve=True) if points is not None else None
     assert isinstance(latency_cfg, dict)
+    return RunContext(task_section(cfg), device, settings, latency_cfg, points,  # type: ignore[arg-type]
+                      smoke=cfg.profile == "smoke")
+
+
+def redacted_config(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config for ``result.json``, with the storage password masked."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
-    if resolved.get("search", {}).get("storage"):  # the password reaches no file
+    if resolved["search"]["storage"]:
         resolved["search"]["storage"] = redact(str(resolved["search"]["storage"]))
-    torch.set_num_threads(device.threads or 2)
+    return resolved
+
+
+def _run(cfg: DictConfig, run_dir: Path) -> Result:
+    ctx = context(cfg, run_dir)
+    runner = runner_for(ctx.task["name"], ctx.settings.strategy)
+    torch.set_num_threads(ctx.device.train_threads)
     started = time.monotonic()
-    if settings.strategy == "allinone" and task["name"] != "sr":
-        raise UserError(f"strategy=allinone is built for task=sr only, not task={task['name']}; "
-                        "use strategy=tpe, nsga2, random or dnas")
-    if task["name"] == "sr" and settings.strategy == "allinone":
-        from search.allinone import run_allinone
-
-        points = OmegaConf.select(cfg, "device.operating_points", default=None)
-        points = OmegaConf.to_container(points, resolve=True) if points is not None else None
-        result = run_allinone(task, device, settings, points, smoke=cfg.get("profile") == "smoke")
-    elif task["name"] == "sr":
-        from search.sr_run import run_sr
-
-        result = run_sr(task, device, settings, latency_cfg)
-    elif task["name"] == "vit" and settings.strategy == "dnas":
-        from search.vit_dnas import run_vit_dnas
-
-        result = run_vit_dnas(task, device, settings, latency_cfg)
-    elif task["name"] == "vit":
-        from search.vit_run import run_vit
-
-        result = run_vit(task, device, settings, latency_cfg)
-    else:
-        raise UserError(f"unknown task {task['name']!r}; choose task=sr or task=vit")
-    result["config"] = resolved
-    result["wall_s"] = round(time.monotonic() - started, 1)
+    result = runner(ctx).with_run(round(time.monotonic() - started, 1), redacted_config(cfg))
     write_result(run_dir, result)
-    print(f"done in {result['wall_s']:.0f} s; outputs in {run_dir}")
+    print(f"done in {result.wall_s:.0f} s; outputs in {run_dir}")
     return result
 
 
-def write_result(run_dir: Path, result: dict[str, Any]) -> Path:
+def write_result(run_dir: Path, result: Result) -> Path:
     """``run_dir/result.json``, written atomically: a kill mid-write leaves the previous one whole.
     A search-only result never replaces a final one (a late worker in the final run's directory):
     it goes to ``result.search_only.json`` beside it."""
     path = run_dir / "result.json"
-    if str(result.get("final", "")).startswith("skipped") and _is_final(path):
+    if not result.final_trained and _is_final(path):
         path = run_dir / "result.search_only.json"
         print(f"{run_dir / 'result.json'} holds a final result; this search-only run's result goes to {path.name}")
-    return write_text_atomic(path, json.dumps(result, indent=2, sort_keys=False, default=str) + "\n")
+    return write_text_atomic(path, result.to_json())
 
 
 def _is_final(path: Path) -> bool:
     try:
-        return not str(json.loads(path.read_text()).get("final", "")).startswith("skipped")
-    except (OSError, ValueError, AttributeError):
+        return Result.read(path).final_trained
+    except (UserError, KeyError):
         return False

@@ -4,6 +4,11 @@ Three kinds, chosen by ``latency=`` (``auto`` takes the device's default):
 - ``published``: a device's published speed model (S21: per-block MLP of Wu, Gong et al. 2022);
 - ``measured``: each candidate is built and timed on this host (warm-up, repeats, median);
 - ``predictor``: a fitted ``.hwlat`` predictor artefact (the device's own when no path is given).
+
+Every predictor a search uses is loaded here, once, and carried by its estimator
+(:attr:`LatencyEstimator.predictor`); a gradient-based search asks the estimator for its torch
+form (:meth:`LatencyEstimator.torch_latency`), and the All-in-One operating points scale the
+estimator's figures (:mod:`search.sr.allinone.points`).
 """
 
 from __future__ import annotations
@@ -16,10 +21,40 @@ from typing import Any
 import torch
 
 import latency_models
+from latency_models.predictors.base import LatencyPredictor
+from latency_models.predictors.published import PublishedBlockPredictor
+from latency_models.predictors.surrogate import SRSurrogate
 from search.errors import UserError
 from search.settings import DeviceProfile
 
 BuildFn = Callable[[Any], torch.nn.Module]
+TorchFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TorchLatency:
+    """A latency model as differentiable torch functions of (expected) widths, in ms.
+
+    ``block_ms``: ``(n, 4)`` rows ``[C, M1, M2, C]`` -> ``(n,)``, one residual block each;
+    ``fixed_ms``: scalar trunk width ``C`` -> scalar, the rest of the network (head, tail, skip,
+    PixelShuffle), or None where the model covers the blocks only (the published block models).
+    """
+
+    block_ms: TorchFn
+    fixed_ms: TorchFn | None
+    kind: str
+
+
+def torch_view(predictor: LatencyPredictor) -> TorchLatency | None:
+    """``predictor``'s torch form, or None for a predictor that has none (additive, LUT)."""
+    kind = str(predictor.manifest.get("kind", type(predictor).__name__))
+    if isinstance(predictor, SRSurrogate):
+        empty = torch.zeros(0)  # no blocks: torch_arch_latency is then the fixed(C) term alone
+        return TorchLatency(predictor.torch_block_latency,
+                            lambda c: predictor.torch_arch_latency(c, empty, empty), kind)
+    if isinstance(predictor, PublishedBlockPredictor):
+        return TorchLatency(predictor.torch_block_latency, None, kind)
+    return None
 
 
 @dataclass
@@ -32,6 +67,7 @@ class LatencyEstimator:
     measured: bool                 # True when every number is a real timing on this host
     _predict: Callable[[Sequence[Any]], list[float]]
     notes: list[str] = field(default_factory=list)
+    predictor: LatencyPredictor | None = None  # the model behind the numbers; None when measured
     _cache: dict[str, float] = field(default_factory=dict)
     # per arch, None or why its prediction extrapolates (the model's fitted range); see check_range
     _outside: Callable[[Sequence[Any]], list[str | None]] = lambda archs: [None] * len(archs)
@@ -63,6 +99,16 @@ class LatencyEstimator:
         print(f"warning: {what} reaches outside the latency model's range ({reasons[0]}); predictions there are "
               "extrapolated and flagged in result.json", flush=True)
 
+    def torch_latency(self) -> tuple[TorchLatency | None, str]:
+        """This estimator's model in torch form, for a gradient-based search; or None and why not."""
+        if self.predictor is None:
+            return None, f"the {self.kind} latency has no model behind it: every candidate is timed"
+        view = torch_view(self.predictor)
+        if view is None:
+            return None, f"the {self.predictor.manifest.get('kind', type(self.predictor).__name__)} predictor " \
+                         "has no torch form"
+        return view, ""
+
     def forget(self) -> None:
         """Drop cached values, so that the next call measures (or predicts) again."""
         self._cache.clear()
@@ -87,16 +133,15 @@ def _published(device: DeviceProfile, scale: int) -> LatencyEstimator:
     def predict(archs: Sequence[Any]) -> list[float]:
         return [float(v) for v in predictor.predict_archs(list(archs), device.lr_hw)]
 
-    est = LatencyEstimator("published", device, f"published speed model: {source}", False, predict, notes,
-                           _outside=lambda archs: predictor.outside_range(list(archs), device.lr_hw))
-    est.predictor = predictor  # type: ignore[attr-defined]
-    return est
+    return LatencyEstimator("published", device, f"published speed model: {source}", False, predict, notes,
+                            predictor=predictor,
+                            _outside=lambda archs: predictor.outside_range(list(archs), device.lr_hw))
 
 
 def _measured(device: DeviceProfile, build: BuildFn, options: dict[str, Any],
               input_shape: tuple[int, ...]) -> LatencyEstimator:
-    threads = device.threads or 1
-    backend = options.get("backend", "torch-cpu")
+    threads = device.measure_threads
+    backend = options.get("backend") or "torch-cpu"  # All-in-One thread points time here under any latency=
     # Bounded so that timing one candidate costs seconds, not minutes, on a busy machine.
     protocol = {"warmup": 3, "min_repeats": 7, "max_repeats": 25, "max_seconds": 10.0}
     protocol.update({k: options[k] for k in protocol if k in options})
@@ -129,15 +174,24 @@ def _quantile(value: Any) -> float | None:
     return q
 
 
-def _fitted(device: DeviceProfile, path: str | None, input_shape: tuple[int, ...],
-            quantile: float | None = None) -> LatencyEstimator:
+def device_predictor(device: DeviceProfile, scale: int) -> LatencyPredictor:
+    """The device's own fitted predictor (this host's: fitted and cached on first use; a phone's:
+    its published model at x``scale``)."""
     try:
-        if path:
-            predictor = latency_models.load(path)
-        else:
-            predictor = latency_models.for_device(device.name, threads=device.threads or 1)
-    except (FileNotFoundError, ValueError) as err:
+        return latency_models.for_device(device.name, threads=device.measure_threads, scale=scale)
+    except (FileNotFoundError, ValueError) as err:  # NoLatencyDataError is a ValueError
         raise UserError(f"latency predictor: {err}") from None
+
+
+def _fitted(device: DeviceProfile, path: str | None, input_shape: tuple[int, ...], scale: int,
+            quantile: float | None = None) -> LatencyEstimator:
+    if path:
+        try:
+            predictor = latency_models.load(path)
+        except (FileNotFoundError, ValueError) as err:
+            raise UserError(f"latency predictor: {err}") from None
+    else:
+        predictor = device_predictor(device, scale)
     if quantile is not None and "quantile" not in inspect.signature(predictor.predict_archs).parameters:
         raise UserError(f"latency.quantile={quantile}: the {predictor.manifest.get('kind')} predictor gives no "
                         "intervals; fit one with latency_models.fit or set latency.quantile=null")
@@ -149,7 +203,7 @@ def _fitted(device: DeviceProfile, path: str | None, input_shape: tuple[int, ...
     bound = "" if quantile is None else f", upper {quantile:.0%} bound (a candidate whose interval reaches " \
                                         "past the budget counts as infeasible)"
     source = f"fitted predictor {path or 'for ' + device.name}: {predictor.manifest.get('kind', '')}{bound}"
-    return LatencyEstimator("predictor", device, source, False, predict,
+    return LatencyEstimator("predictor", device, source, False, predict, predictor=predictor,
                             _outside=lambda archs: predictor.outside_range(list(archs), tuple(input_shape[-2:])))
 
 
@@ -160,10 +214,10 @@ def make_estimator(
     """Build the estimator that ``latency=`` and the device call for. ``input_shape`` is what one
     inference takes (default: one LR frame of the device, ``(1, 3, *device.lr_hw)``)."""
     shape = tuple(input_shape) if input_shape is not None else (1, 3, *device.lr_hw)
-    kind = latency_cfg.get("kind", "auto")
+    kind = latency_cfg["kind"]
     if kind == "auto":
         kind = device.latency
-    allow = latency_cfg.get("allow_extrapolation", False)
+    allow = latency_cfg["allow_extrapolation"]
     if not isinstance(allow, bool):
         raise UserError(f"latency.allow_extrapolation={allow!r}: give true or false")
     if kind == "published":
@@ -171,7 +225,7 @@ def make_estimator(
     elif kind == "measured":
         est = _measured(device, build, latency_cfg, shape)
     elif kind == "predictor":
-        est = _fitted(device, latency_cfg.get("path"), shape, _quantile(latency_cfg.get("quantile")))
+        est = _fitted(device, latency_cfg.get("path"), shape, scale, _quantile(latency_cfg.get("quantile")))
     else:
         raise UserError(f"unknown latency model {kind!r}; choose latency=auto|published|measured|predictor")
     est.allow_extrapolation = allow

@@ -11,6 +11,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from search.errors import UserError
+from search.result import Result
 from spaces.atomic import write_text_atomic
 
 
@@ -34,44 +36,44 @@ class SweepSummary(Callback):
 
 
 def collect(sweep_dir: Path, since_unix_s: float = 0.0) -> list[dict[str, Any]]:
-    """One row per job: where it ran, what it searched and what it found."""
+    """One row per job: where it ran, what it searched and what it found. A job whose
+    ``result.json`` is not a result of this package is listed with what is wrong with it."""
     rows = []
     for path in sorted(sweep_dir.glob("**/result.json")):
         if path.stat().st_mtime < since_unix_s:
             continue
+        job = path.parent.relative_to(sweep_dir)
         try:
-            result = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        rows.append(summary_row(result, path.parent.relative_to(sweep_dir)))
+            rows.append(summary_row(Result.read(path), job))
+        except UserError as err:
+            print(f"sweep summary: {job} left out: {err}")
     return sorted(rows, key=lambda r: (r["task"], r["device"], r["budget_ms"] or 0, r["job"]))
 
 
-def summary_row(result: dict[str, Any], job: Path) -> dict[str, Any]:
-    best = result.get("best") or {}
-    trials = result.get("trials") or {}
-    study = result.get("study") or {}
+def summary_row(result: Result, job: Path) -> dict[str, Any]:
+    best = result.best or {}
+    trials = result.trials or {}
     evals = {name: scores.get("psnr") for name, scores in (best.get("eval") or {}).items()
              if isinstance(scores, dict)}
     arch = best.get("arch") or {}
     return {
         "job": str(job),
-        "task": result.get("task"),
-        "device": (result.get("device") or {}).get("name"),
-        "budget_ms": result.get("budget_ms"),
-        "strategy": study.get("strategy"),
-        "study": study.get("name"),
+        "task": result.task,
+        "device": result.device.get("name"),
+        "budget_ms": result.budget_ms,
+        "strategy": result.strategy,
+        "study": result.study.get("name"),
         "n_complete": trials.get("n_complete"),
         "n_failed": trials.get("n_failed"),
         "best_trial": best.get("trial"),
         "best_arch_key": best.get("arch_key"),
-        "blocks": len(arch.get("blocks", [])) if isinstance(arch.get("blocks"), list) else None,
+        "blocks": len(arch["blocks"]) if isinstance(arch.get("blocks"), list) else None,
         "channels": arch.get("channels"),
         "latency_ms": best.get("latency_ms"),
         "val_psnr_proxy": best.get("val_psnr_proxy"),
         "eval_psnr": evals,
-        "final_trained": bool(evals),
-        "wall_s": result.get("wall_s"),
+        "final_trained": result.final_trained and bool(evals),
+        "wall_s": result.wall_s,
     }
 
 

@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from search.progress import is_feasible  # noqa: E402
+from search.result import Result
+from search.study.progress import is_feasible  # noqa: E402
 from spaces.atomic import atomic_path, write_text_atomic  # noqa: E402
 
 
@@ -109,8 +110,9 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def write_sr_report(result: dict[str, Any], path: Path) -> None:
-    best, budget = result["best"], result["budget_ms"]
+def write_sr_report(result: Result, path: Path) -> None:
+    assert result.best is not None
+    best, budget = result.best, result.budget_ms
     sets = list(best["eval"])
     lat_src = best["latency_source"]
     head = "| model | params | latency (ms) | fits budget | " + " | ".join(
@@ -123,9 +125,9 @@ def write_sr_report(result: dict[str, Any], path: Path) -> None:
         return f"| {name} | {entry['params']:,} | {_fmt(latency)} | {fits} | {scores} |"
 
     rows.append(row("**searched**", best, best["latency_ms"]))
-    for name, entry in result["baselines"].items():
+    for name, entry in result.extras["baselines"].items():
         rows.append(row(name, entry, entry.get("latency_ms")))
-    device = result["device"]
+    device = result.device
     lines = [
         f"# SR x{best['arch']['scale']} search on {device['name']}",
         "",
@@ -134,7 +136,7 @@ def write_sr_report(result: dict[str, Any], path: Path) -> None:
         f"Latency source: {lat_src['source']}" + (" (measured)" if lat_src["measured"] else " (modelled)") + ".",
         *[f"Note: {n if isinstance(n, str) else '; '.join(map(str, n))}." for n in lat_src.get("notes", [])],
         "",
-        f"Searched architecture ({result['study']['strategy']}, "
+        f"Searched architecture ({result.strategy}, "
         + (f"trial #{best['trial']}" if best.get("trial") is not None else "derived from one supernet") + "): "
         f"{len(best['arch']['blocks'])} blocks, C={best['arch']['channels']}, "
         f"blocks [M1, M2] = {best['arch']['blocks']}.",
@@ -151,10 +153,10 @@ def write_sr_report(result: dict[str, Any], path: Path) -> None:
     write_text_atomic(path, "\n".join(lines))
 
 
-def _search_summary(result: dict[str, Any]) -> str:
-    net = result.get("supernet")
+def _search_summary(result: Result) -> str:
+    net = result.extras.get("supernet")
     if net is None:
-        t = result["trials"]
+        t = result.trials or {}
         return (f"Trials: {t['n_total']} in total, {t['n_trained']} trained, {t['n_feasible']} within budget. "
                 "See pareto.png.")
     start = "the supernet's weights" if net.get("final_init") == "supernet" else "scratch"

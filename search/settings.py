@@ -12,6 +12,10 @@ from omegaconf import DictConfig, OmegaConf
 from search.errors import UserError
 
 STRATEGIES = ("tpe", "nsga2", "random", "allinone", "dnas")
+# Threads where the device names none (its latency is modelled, e.g. s21): training uses both
+# cores of the machines this runs on; a host timing (a final check) uses one, the most repeatable.
+TRAIN_THREADS = 2
+MEASURE_THREADS = 1
 
 
 def _get(cfg: DictConfig, path: str) -> Any:
@@ -56,7 +60,17 @@ class DeviceProfile:
     lr_hw: tuple[int, int]
     budget_ms: float
     latency: str
-    threads: int | None
+    threads: int | None            # as configured; None: the device fixes none
+
+    @property
+    def train_threads(self) -> int:
+        """torch threads for training and the search's proxy trainings."""
+        return self.threads or TRAIN_THREADS
+
+    @property
+    def measure_threads(self) -> int:
+        """torch threads for timing on this host."""
+        return self.threads or MEASURE_THREADS
 
     @staticmethod
     def from_cfg(cfg: DictConfig) -> DeviceProfile:
@@ -66,14 +80,14 @@ class DeviceProfile:
             if len(lr_hw) != 2 or min(lr_hw) < 1:
                 raise ValueError
         except (TypeError, ValueError):
-            raise UserError(f"device.lr_hw={dev.get('lr_hw')!r} must be [height, width] in pixels") from None
-        threads = dev.get("threads")
+            raise UserError(f"device.lr_hw={dev.lr_hw!r} must be [height, width] in pixels") from None
+        threads = dev.threads
         return DeviceProfile(
             name=str(dev.name),
-            description=str(dev.get("description", dev.name)),
+            description=str(dev.description),
             lr_hw=lr_hw,  # type: ignore[arg-type]
             budget_ms=_number(dev.budget_ms, "device.budget_ms"),
-            latency=str(dev.get("latency", "measured")),
+            latency=str(dev.latency),
             threads=None if threads is None else _int(threads, "device.threads", minimum=1),
         )
 
@@ -92,23 +106,23 @@ class SearchSettings:
     budget_ms: float
     seed: int
     run_dir: Path
-    heartbeat_s: int = 30     # workers' heartbeat period; see search/storage.py
-    grace_s: int = 120        # a RUNNING trial silent this long is failed and re-queued
-    max_retry: int = 2        # how often one trial's parameters are re-queued at most
-    run_final: bool = True    # False: search only (cluster workers); one final command trains
-    budget_given: bool = True  # False: budget_ms came from the device (a task may derive its own)
+    heartbeat_s: int          # workers' heartbeat period; see search/study/storage.py
+    grace_s: int              # a RUNNING trial silent this long is failed and re-queued
+    max_retry: int            # how often one trial's parameters are re-queued at most
+    run_final: bool           # False: search only (cluster workers); one final command trains
+    budget_given: bool        # False: budget_ms came from the device (a task may derive its own)
 
     @staticmethod
     def from_cfg(cfg: DictConfig, device: DeviceProfile, run_dir: Path) -> SearchSettings:
-        strategy = dict(_get(cfg, "strategy") or {})
+        strategy = strategy_section(cfg)
         name = strategy.pop("name", None)
         if name not in STRATEGIES:
             raise UserError(f"unknown strategy {name!r}; choose strategy=" + "|".join(STRATEGIES))
-        budget = cfg.get("budget_ms")
+        budget = cfg.budget_ms
         budget_ms = device.budget_ms if budget is None else _number(budget, "budget_ms")
-        storage = cfg.search.get("storage") or run_storage(run_dir)
-        study_name = cfg.search.get("study_name") or f"{cfg.task.name}-{device.name}-{budget_ms:g}ms-{name}"
-        near = _number(cfg.search.get("near_budget", 1.1), "search.near_budget")
+        storage = cfg.search.storage or run_storage(run_dir)
+        study_name = cfg.search.study_name or f"{cfg.task.name}-{device.name}-{budget_ms:g}ms-{name}"
+        near = _number(cfg.search.near_budget, "search.near_budget")
         if near < 1.0:
             raise UserError(f"search.near_budget={near} must be >= 1 (1.1 trains candidates up to 10% over)")
         return SearchSettings(
@@ -120,27 +134,44 @@ class SearchSettings:
             study_name=str(study_name),
             near_budget=near,
             budget_ms=budget_ms,
-            seed=_int(cfg.get("seed", 0), "seed"),
+            seed=_int(cfg.seed, "seed"),
             run_dir=run_dir,
-            heartbeat_s=_int(cfg.search.get("heartbeat_s", 30), "search.heartbeat_s", minimum=1),
-            grace_s=_int(cfg.search.get("grace_s", 120), "search.grace_s", minimum=2),
-            max_retry=_int(cfg.search.get("max_retry", 2), "search.max_retry"),
-            run_final=bool(cfg.search.get("run_final", True)),
+            heartbeat_s=_int(cfg.search.heartbeat_s, "search.heartbeat_s", minimum=1),
+            grace_s=_int(cfg.search.grace_s, "search.grace_s", minimum=2),
+            max_retry=_int(cfg.search.max_retry, "search.max_retry"),
+            run_final=bool(cfg.search.run_final),
             budget_given=budget is not None,
         )
 
 
+def strategy_section(cfg: DictConfig) -> dict[str, Any]:
+    """The strategy's settings (experiment=smoke's overlay already composed in)."""
+    return dict(_get(cfg, "strategy") or {})
+
+
 def task_section(cfg: DictConfig) -> dict[str, Any]:
-    """The task's settings as a plain dict, with its ``smoke`` block merged in for
-    ``experiment=smoke``."""
+    """The task's settings as a plain dict, with the top-level short forms (``data.root=...``,
+    ``model.name=...``) merged in where given."""
     task = OmegaConf.to_container(cfg.task, resolve=True)
     assert isinstance(task, dict)
-    smoke = task.pop("smoke", None) or {}
-    if cfg.get("profile", "default") == "smoke":
-        merged = OmegaConf.merge(OmegaConf.create(task), OmegaConf.create(smoke))
-        task = OmegaConf.to_container(merged, resolve=True)
-    for section in ("data", "model"):  # the top-level short forms (data.root=..., model.name=...)
+    for section in ("data", "model"):
         given = {k: v for k, v in (_get(cfg, section) or {}).items() if v is not None}
         if given:
-            task[section] = {**(task.get(section) or {}), **given}  # type: ignore[union-attr]
-    return task  # type: ignore[return-value]
+            task[section] = {**(task.get(section) or {}), **given}
+    return task
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """Everything a runner needs, parsed at the boundary: ``run(ctx) -> Result``."""
+
+    task: dict[str, Any]
+    device: DeviceProfile
+    settings: SearchSettings
+    latency: dict[str, Any]
+    operating_points: dict[str, Any] | None
+    smoke: bool
+
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.run_dir

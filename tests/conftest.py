@@ -103,5 +103,8 @@ def tiny_sr() -> list[str]:
     return ["task=sr", "device=s21", "experiment=smoke", "search.n_trials=3",
             f"task.data.train_root={set5}", f"task.data.eval_roots={{set5: {set5}}}",
             "task.space.max_blocks=2", "task.space.channels=[8,12]",
-            "task.smoke.proxy.steps=2", "task.proxy.batch_size=4", "task.smoke.data.val_images=1",
-            "task.smoke.final.steps=2", "task.final.batch_size=4", "task.baselines=[bicubic]"]
+            "task.proxy.steps=2", "task.proxy.batch_size=4", "task.data.val_images=1",
+            "task.final.steps=2", "task.final.batch_size=4", "task.baselines=[bicubic]"]
+
+
+import search.config  # noqa: E402,F401  (registers the config schemas for hydra.compose in tests)

@@ -14,11 +14,12 @@ from spaces.atomic import atomic_path, write_text_atomic
 WRITER = """
 import sys, pathlib
 from search.app import write_result
+from search.result import Result
 run_dir = pathlib.Path(sys.argv[1])
 big = {"trials": [{"number": i, "params": {"blocks": list(range(40))}, "value": i * 0.5} for i in range(20000)]}
 for round_ in range(1000):
-    big["round"] = round_
-    write_result(run_dir, big)
+    write_result(run_dir, Result(task="sr", strategy="tpe", device={"name": "s21"}, budget_ms=33.3, budget_rule="",
+                                 best=None, study={}, trials=big, extras={"round": round_}))
     print(round_, flush=True)
 """
 

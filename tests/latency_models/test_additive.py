@@ -51,6 +51,7 @@ def one_hot_mape(nb201, column):
     return metrics(y[N_FIT:], x[N_FIT:] @ coef)["mape_pct"]
 
 
+@pytest.mark.slow
 def test_gpu_timings_alone_predict_held_out_networks(nb201):
     pred, y, got = fit_column(nb201, "1080ti_1")
     m = metrics(y, got)
@@ -60,6 +61,7 @@ def test_gpu_timings_alone_predict_held_out_networks(nb201):
     assert m["mape_pct"] < one_hot_mape(nb201, "1080ti_1"), m
 
 
+@pytest.mark.slow
 def test_tflite_device_is_fitted_on_what_the_compiler_keeps(nb201):
     pred, y, got = fit_column(nb201, "raspi4")
     assert pred.graph == "compiled", pred.manifest["predictor"]["selection"]
@@ -67,6 +69,7 @@ def test_tflite_device_is_fitted_on_what_the_compiler_keeps(nb201):
     assert metrics(y, got)["mape_pct"] < 0.7 * metrics(y, got_eager)["mape_pct"]
 
 
+@pytest.mark.slow
 def test_prior_adapts_to_a_new_device_from_few_samples(nb201):
     rows, graphs = nb201
     prior, y_prior, _ = fit_column(nb201, "1080ti_1", ensemble=1)
@@ -82,6 +85,7 @@ def test_prior_adapts_to_a_new_device_from_few_samples(nb201):
     assert metrics(y_gold, got_gold)["within_10pct"] >= 0.85, gold.manifest["predictor"]["selection"]
 
 
+@pytest.mark.slow
 def test_intervals_cover_what_they_say(nb201):
     pred, y, got = fit_column(nb201, "gold_6226")
     rows, graphs = nb201
@@ -95,6 +99,7 @@ def test_intervals_cover_what_they_say(nb201):
         pred.predict(net, (1, 3, 32, 32), quantile=1.5)
 
 
+@pytest.mark.slow
 def test_file_round_trip_is_exact_and_pickle_free(nb201, tmp_path):
     pred, _, got = fit_column(nb201, "titan_rtx_32")
     path = pred.save(tmp_path / "gpu.hwlat")
@@ -108,6 +113,7 @@ def test_file_round_trip_is_exact_and_pickle_free(nb201, tmp_path):
     assert manifest["device"] == "titan_rtx_32" and manifest["cv_metrics"]["n"] == N_FIT
 
 
+@pytest.mark.slow
 def test_foreign_basis_is_refused(nb201, tmp_path):
     pred, _, _ = fit_column(nb201, "titanx_1", ensemble=1)
     pred.manifest["predictor"]["basis_version"] = 99
@@ -143,6 +149,7 @@ def test_kernels_profiled_on_this_cpu_when_asked():
     assert metrics([s[2] for s in samples], got)["mape_pct"] < 60  # 8 tiny nets on a shared host: loose
 
 
+@pytest.mark.slow
 def test_kernels_on_a_phone_never_time_this_host(monkeypatch, tmp_path):
     from latency_models.backends import TorchCPUBackend
 
@@ -184,6 +191,7 @@ def test_outside_range_is_what_no_fitting_network_needed():
     assert again.outside_range([space.largest()], (96, 160)) == [big]
 
 
+@pytest.mark.slow
 def test_10000_sr_architectures_in_under_5_seconds():
     import time
 
@@ -201,6 +209,7 @@ def test_10000_sr_architectures_in_under_5_seconds():
     assert elapsed < 5.0 and ms.shape == (10_000,) and np.all(upper >= ms), elapsed
 
 
+@pytest.mark.slow
 def test_kernel_table_learns_what_group_curves_cannot():
     """FBNet on a Xeon Gold 6226: some layer shapes run far off their group's curve."""
     torch.set_num_threads(1)

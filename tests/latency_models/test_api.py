@@ -64,6 +64,7 @@ def test_torn_cache_is_collected_again(tmp_path, monkeypatch, capsys):
     assert latency_models.load(path).manifest["n_samples"] == pred.manifest["n_samples"]
 
 
+@pytest.mark.slow
 def test_two_processes_collect_once(tmp_path):
     code = ("import latency_models; p = latency_models.for_device('cpu', threads=1, quick=True, progress=True); "
             "print('ms', p.predict_archs([__import__('spaces').SRSpace().smallest()], (24, 40))[0])")

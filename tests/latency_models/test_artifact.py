@@ -145,6 +145,7 @@ print(f"rc={code} grown_mb={grown_mb:.0f}")
 """
 
 
+@pytest.mark.slow
 def test_small_file_with_a_huge_member_is_refused_without_inflating_it(tmp_path, good):
     import subprocess
     import sys

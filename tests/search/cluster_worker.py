@@ -16,7 +16,7 @@ from pathlib import Path
 
 from search.errors import UserError
 from search.settings import SearchSettings
-from search.study import open_study, run_study
+from search.study.engine import open_study, run_study
 
 
 def objective(trial, trial_s: float, nan_at: int | None) -> float:
@@ -43,10 +43,10 @@ def main(argv: list[str]) -> int:
                         help="touch GO.ready once the study is open, then wait for GO to exist")
     args = parser.parse_args(argv)
     settings = SearchSettings(
-        strategy=args.strategy, strategy_options={"n_startup_trials": 4}, n_trials=args.n_trials,
+        strategy=args.strategy, strategy_options={"n_startup_trials": 4, "multivariate": True}, n_trials=args.n_trials,
         timeout_s=120.0, storage=args.storage, study_name=args.study_name, near_budget=1.1,
         budget_ms=33.3, seed=args.seed, run_dir=Path("."), heartbeat_s=args.heartbeat_s,
-        grace_s=args.grace_s, max_retry=2,
+        grace_s=args.grace_s, max_retry=2, run_final=False, budget_given=True,
     )
     study = open_study(settings)
     if args.go is not None:  # line workers up so that they really run concurrently

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from search.allinone import slice_module
-from search.allinone_points import OperatingPoint, PointLatency, PointSet
-from search.allinone_search import (
+from search.config.compose import compose_config
+from search.errors import UserError
+from search.settings import DeviceProfile, strategy_section
+from search.sr.allinone.chain import (
     grow_to_bind,
     ladder,
     largest_under,
@@ -22,21 +23,26 @@ from search.allinone_search import (
     template,
     widen,
 )
-from search.errors import UserError
-from search.settings import DeviceProfile
+from search.sr.allinone.points import AtPoint, OperatingPoint, PointLatency, PointSet, point_estimator
+from search.sr.allinone.run import slice_module
 from spaces import SRSpace, WDSRBArch
 from tasks.sr.allinone import is_subnet, load_allinone
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 SPACE = SRSpace()
+PROTOCOL = {"warmup": 2, "min_repeats": 6, "max_repeats": 10}
 
 
 def device_cfg(name: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"device={name}", "strategy=allinone"])
-    from omegaconf import OmegaConf
-
+    cfg = compose_config([f"device={name}", "strategy=allinone"])
     return DeviceProfile.from_cfg(cfg), OmegaConf.to_container(cfg.device.operating_points, resolve=True)
+
+
+def yaml_options(smoke: bool) -> dict:
+    """The strategy options as the app hands them to the runner (conf/strategy/allinone.yaml, with
+    experiment=smoke's overlay on top), without the strategy's name."""
+    opts = strategy_section(compose_config(["strategy=allinone", *(["experiment=smoke"] if smoke else [])]))
+    opts.pop("name")
+    return opts
 
 
 def test_device_profiles_list_operating_points():
@@ -119,7 +125,9 @@ def test_a_template_that_fits_the_fastest_point_is_widened_until_it_binds():
 def test_modelled_dvfs_search_gives_nested_points_within_target_at_each_level():
     s21, points = device_cfg("s21")
     pointset = PointSet.from_config(points, s21)
-    lat = PointLatency(pointset, s21, 2, build=None)
+    estimator = point_estimator(pointset, s21, {"kind": "auto", "allow_extrapolation": False}, 2, build=None)
+    assert estimator.kind == "published" and estimator.predictor is not None  # the one seam loads it
+    lat = PointLatency(pointset, estimator, build=None)
     target = 0.92 * 33.3
     choices, order = search_nested(SPACE, template(SPACE, 16, 64, 16), pointset.points, target, lat,
                                    measured_latency=None, log=lambda _: None)
@@ -138,18 +146,22 @@ def test_modelled_dvfs_search_gives_nested_points_within_target_at_each_level():
 def test_measured_points_time_real_sub_networks_at_1_and_2_threads():
     device = DeviceProfile("cpu", "test", (48, 64), 60.0, "measured", 2)
     points = (OperatingPoint("t1", threads=1), OperatingPoint("t2", threads=2))
-    lat = PointLatency(PointSet("threads", points, "here", "measured", True), device, 2, build=None,
-                       protocol={"warmup": 2, "min_repeats": 6, "max_repeats": 10})
+    pointset = PointSet("threads", points, "here", "measured", True)
+    estimator = point_estimator(pointset, device, {"kind": "auto", "allow_extrapolation": False}, 2, build=None)
+    assert estimator.measured and estimator.predictor is None
+    lat = PointLatency(pointset, estimator, build=None, protocol=PROTOCOL)
     top = template(SPACE, 16, 64, 16, depth=8)
     small = ladder(top, SPACE)[0]
     big_model, small_model = slice_module(top, top), slice_module(top, small)
-    rounds = {"big": [], "small": []}
-    for _ in range(3):  # interleaved: load drift hits both alike
-        rounds["big"].append(lat.module_ms(big_model, points[0]))
-        rounds["small"].append(lat.module_ms(small_model, points[0]))
-    big_ms, small_ms = statistics.median(rounds["big"]), statistics.median(rounds["small"])
+    before = torch.get_num_threads()
+    seen = []
+    big, small_t = lat.interleaved([AtPoint(big_model, points[0]), AtPoint(small_model, points[0])], 3,
+                                   after=lambda i, ms: seen.append(i))
+    assert len(big.round_ms) == len(small_t.round_ms) == 3 and seen == [0, 1, 1, 0, 0, 1]  # order reverses
+    big_ms, small_ms = statistics.median(big.round_ms), statistics.median(small_t.round_ms)
     assert small_ms * 2 < big_ms, (small_ms, big_ms)  # the sliced point really computes less
-    assert lat.module_ms(small_model, points[1]) > 0 and torch.get_num_threads() >= 1
+    assert torch.get_num_threads() == before  # the points' thread counts held only while timing
+    assert lat.module_ms(small_model, points[1]) > 0
 
 
 def run_search(tmp_path: Path, *overrides: str) -> tuple[dict, Path, str]:
@@ -201,7 +213,7 @@ def test_cpu_smoke_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_s21_flow_runs_on_modelled_frequency_levels(tmp_path):
-    result, run_dir, stdout = run_search(tmp_path, "device=s21", "task.smoke.final.steps=5",
+    result, run_dir, stdout = run_search(tmp_path, "device=s21", "task.final.steps=5",
                                          "strategy.points=[f840,f540,f315]")
     assert not result["latency_measured"] and "MODELLED" in result["latency_source"]["source"]
     rows = result["operating_points"]
@@ -252,11 +264,12 @@ def test_points_are_reordered_when_the_chosen_network_runs_faster_elsewhere():
 
 
 def test_bad_allinone_options_name_the_setting():
-    from search.allinone import options_from
+    from search.sr.allinone.run import options_from
 
-    assert options_from({"smoke": {"spare_levels": 4}}, smoke=True)["spare_levels"] == 4
+    assert options_from(yaml_options(smoke=True))["spare_levels"] == 4  # the smoke overlay, as merged
+    assert options_from(yaml_options(smoke=False))["spare_levels"] == 8
     for bad, name in [({"band": 1.5}, "strategy.band"), ({"headroom": -1}, "strategy.headroom"),
                       ({"top_weight": 0}, "strategy.top_weight"), ({"spare_levels": 20}, "strategy.spare_levels"),
                       ({"target": 2}, "strategy.target")]:
         with pytest.raises(UserError, match=name):
-            options_from(bad, smoke=False)
+            options_from({**yaml_options(smoke=False), **bad})

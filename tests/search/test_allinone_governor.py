@@ -4,9 +4,9 @@ fast, holding every point's latency in one band, and the export keeps every leve
 import pytest
 import torch
 
-from search.allinone_governed import governed_points, governed_summary, make_governors
-from search.allinone_levels import level_chain
-from search.allinone_search import macs_per_pixel, template
+from search.sr.allinone.chain import macs_per_pixel, template
+from search.sr.allinone.governed import governed_points, governed_summary, make_governors
+from search.sr.allinone.levels import level_chain
 from spaces import SRSpace
 from tasks.sr.allinone import build_allinone, is_subnet, repoint
 from tasks.sr.allinone_governor import LevelGovernor

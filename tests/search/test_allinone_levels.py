@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from search.allinone_levels import choose_levels, level_chain
-from search.allinone_points import OperatingPoint
-from search.allinone_search import macs_per_pixel, template
+from search.sr.allinone.chain import macs_per_pixel, template
+from search.sr.allinone.levels import choose_levels, level_chain
+from search.sr.allinone.points import OperatingPoint
 from spaces import SRSpace
 from tasks.sr.allinone import build_allinone, is_subnet, repoint
 
@@ -79,8 +79,8 @@ def test_repoint_keeps_the_trained_weights_and_drops_unused_ones():
 
 
 def test_a_top_too_small_for_the_chain_is_searched_again():
-    from search.allinone_levels import search_chain
-    from search.allinone_search import PointChoice
+    from search.sr.allinone.chain import PointChoice
+    from search.sr.allinone.levels import search_chain
 
     big, tiny = template(SPACE, 16, 32, 8, depth=12), template(SPACE, 8, 24, 8, depth=1)
     answers = [tiny, big]  # the first search ran in a slow phase: a 1-block network

@@ -4,7 +4,7 @@ its state survives a checkpoint."""
 
 import torch
 
-from search.arch_optim import SharedScaleAdam
+from search.sr.dnas.arch_optim import SharedScaleAdam
 
 GRAD = torch.tensor([1.0, 2.0, 0.1, -0.5])
 

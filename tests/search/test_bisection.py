@@ -1,6 +1,6 @@
 """The shared bisection: the last index whose growing value fits a limit."""
 
-from search.bisection import last_within
+from search.study.bisection import last_within
 
 
 def test_last_within_finds_the_boundary_and_the_edges():

@@ -15,8 +15,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.storage import HeartbeatPolicy, open_storage
-from search.study import INTERRUPTED_REASON, STALE_REASON
+from search.study.engine import INTERRUPTED_REASON, STALE_REASON
+from search.study.storage import HeartbeatPolicy, open_storage
 
 WORKER = Path(__file__).with_name("cluster_worker.py")
 N_TRIALS = 8

@@ -3,13 +3,14 @@ study in a real PostgreSQL server (search only), then one command that trains th
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+
+from search.result import Result
 
 N_TRIALS = 4
 WORKERS = 3
@@ -36,16 +37,16 @@ def test_real_workers_on_postgresql_then_final_command(postgres_url, tmp_path, t
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert [t.number for t in trials] == list(range(len(trials)))
     for i in range(WORKERS):
-        result = json.loads((tmp_path / f"w{i}" / "result.json").read_text())
-        assert result["final"].startswith("skipped") and result["study"]["storage"] == postgres_url
+        result = Result.read(tmp_path / f"w{i}" / "result.json")
+        assert not result.final_trained and result.study["storage"] == postgres_url
 
     final = subprocess.run([sys.executable, "-m", "search", *common, f"hydra.run.dir={tmp_path / 'final'}"],
                            capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stdout[-3000:] + final.stderr[-3000:]
     assert "nothing to add" in final.stdout
-    result = json.loads((tmp_path / "final" / "result.json").read_text())
+    result = Result.read(tmp_path / "final" / "result.json")
     assert (tmp_path / "final" / "report.md").exists() and (tmp_path / "final" / "model.onnx").exists()
-    assert result["trials"]["n_total"] == len(trials)
+    assert result.trials["n_total"] == len(trials)
     best = max((t for t in complete if t.user_attrs.get("trained") and t.user_attrs["latency_ms"] <= 33.3),
                key=lambda t: (t.values[0], -t.number))
-    assert result["best"]["trial"] == best.number and result["best"]["arch"] == best.user_attrs["arch"]
+    assert result.best["trial"] == best.number and result.best["arch"] == best.user_attrs["arch"]

@@ -6,7 +6,7 @@ import pytest
 from optuna.storages import JournalStorage, RDBStorage
 
 from search.errors import UserError
-from search.storage import HeartbeatJournalStorage, HeartbeatPolicy, kind, open_storage, redact
+from search.study.storage import HeartbeatJournalStorage, HeartbeatPolicy, kind, open_storage, redact
 
 POLICY = HeartbeatPolicy(interval_s=1, grace_s=3, max_retry=1)
 
@@ -51,7 +51,7 @@ def test_unreachable_database_is_a_user_error():
 
 
 def test_schema_creation_races_are_retried_and_other_errors_are_not():
-    from search.storage import schema_race
+    from search.study.storage import schema_race
 
     # what workers opening one fresh PostgreSQL study at once have seen (a failed CI run), and SQLite's
     assert schema_race(Exception('(psycopg2.errors.DuplicateObject) type "studydirection" already exists'))

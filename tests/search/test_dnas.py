@@ -8,13 +8,25 @@ import torch
 
 import latency_models
 import tasks.sr as sr
-from search.dnas import dnas_options, make_plan
-from search.dnas_derive import fit_to_budget
-from search.dnas_train import LatencyTerm, SupernetPlan, load_checkpoint, train_supernet
+from search.config.compose import compose_config
+from search.errors import UserError
+from search.settings import strategy_section
+from search.sr.dnas.derive import fit_to_budget
+from search.sr.dnas.options import DnasOptions, dnas_options, make_plan
+from search.sr.dnas.train import LatencyTerm, SupernetPlan, load_checkpoint, train_supernet
 from spaces import SRSpace
 from tasks.sr.supernet import SRSupernet
 
 SPACE = SRSpace()  # the default space: 16 blocks, C up to 24, M1 up to 144, M2 up to 20
+
+
+def yaml_options(smoke: bool) -> dict:
+    """The strategy options as the app hands them to the runner (conf/strategy/dnas.yaml, with
+    experiment=smoke's overlay on top), without the strategy's name."""
+    cfg = compose_config(["strategy=dnas", *(["experiment=smoke"] if smoke else [])])
+    opts = strategy_section(cfg)
+    opts.pop("name")
+    return opts
 
 
 @pytest.fixture(scope="module")
@@ -103,30 +115,39 @@ def test_supernet_trains_on_t91_checkpoints_and_resumes(s21, tmp_path):
     assert train_supernet(again, patches, val, plan, term, ckpt, point).step == 12  # done: nothing to run
 
 
-def test_options_smoke_profile_and_bad_values():
-    opts = dnas_options({"profile": "smoke", "warmup_steps": 100, "smoke": {"warmup_steps": 4}})
-    assert opts["warmup_steps"] == 4
-    assert dnas_options({"profile": "default", "warmup_steps": 100, "smoke": {"warmup_steps": 4}})["warmup_steps"] == 100
-    from search.errors import UserError
-
+def test_options_come_whole_from_the_yaml_and_bad_values_name_the_setting():
+    full = DnasOptions.parse(yaml_options(smoke=False), 60.0, 1)  # every setting is in the YAML
+    assert full.plan.warmup_steps == 400 and full.plan.calibrate_steps == 6 and full.final_init == "supernet"
+    smoke = DnasOptions.parse(yaml_options(smoke=True), 60.0, 1)
+    assert smoke.plan.warmup_steps == 10 and smoke.plan.calibrate_steps == 3  # the smoke block, as merged
+    assert smoke.select == "none" and not smoke.selecting and smoke.select_share == 0.0
+    assert smoke.plan.timeout_s == 60.0  # nothing kept for candidates when not selecting
+    chosen = DnasOptions.parse({**yaml_options(smoke=True), "select": "validation"}, 60.0, 1)
+    assert chosen.selecting and chosen.plan.timeout_s == pytest.approx(60.0 * (1 - 0.2))
     with pytest.raises(UserError, match="does not know"):
-        dnas_options({"warmup_stpes": 3})
+        dnas_options({**yaml_options(smoke=True), "warmup_stpes": 3})
+    with pytest.raises(UserError, match=r"misses the settings \['tolerance'\]"):
+        dnas_options({k: v for k, v in yaml_options(smoke=True).items() if k != "tolerance"})
+    for key, bad in (("select", "validaton"), ("final_init", "warm"), ("derive", "mean")):
+        with pytest.raises(UserError, match=f"strategy.{key}="):
+            dnas_options({**yaml_options(smoke=True), key: bad})
     with pytest.raises(UserError, match="tau"):
-        make_plan({"warmup_steps": 1, "width_steps": 1, "joint_steps": 1, "tau_start": 0.1, "tau_end": 1.0}, 60, 1)
+        make_plan({**yaml_options(smoke=True), "tau_start": 0.1, "tau_end": 1.0}, 60, 1)
 
 
 def test_torch_surrogate_latency_drives_the_supernet(s21, tmp_path):
     """A surrogate (blocks + fixed(C) term, as the CPU toolkit ships) plugs in like the published
     model: its expected latency matches its own prediction of the full net and has gradients."""
     from latency_models.predictors.surrogate import distill
-    from search.dnas import differentiable_latency
     from search.latency import LatencyEstimator
     from search.settings import DeviceProfile
+    from search.sr.dnas.latency import differentiable_latency
 
     surrogate = distill(s21, SPACE, (360, 640), n_archs=300, steps=150)
     device = DeviceProfile("s21", "test", (360, 640), 33.3, "predictor", None)
-    est = LatencyEstimator("predictor", device, "surrogate", False, predict(surrogate))
-    est.predictor = surrogate
+    est = LatencyEstimator("predictor", device, "surrogate", False, predict(surrogate), predictor=surrogate)
+    view, why = est.torch_latency()
+    assert view is not None and view.fixed_ms is not None and why == ""
     block_ms, fixed_ms, desc, check_ms = differentiable_latency(est, device, SPACE, tmp_path)
     assert fixed_ms is not None and "x1.000" in desc
     net = SRSupernet(SPACE)
@@ -140,7 +161,7 @@ def test_torch_surrogate_latency_drives_the_supernet(s21, tmp_path):
 def test_candidates_one_per_trunk_width_scored_from_the_supernets_weights(s21):
     """select=validation: the plain derivation plus one fitted net per other C, all within the
     budget, each fine-tuned from the supernet's weights; the best validation PSNR wins."""
-    from search.dnas_select import best, candidate_fits, score_candidates
+    from search.sr.dnas.select import best, candidate_fits, score_candidates
 
     space = SRSpace(max_blocks=3)
     net = SRSupernet(space, seed=1)
@@ -185,7 +206,7 @@ def test_logits_learn_from_the_phase_named_by_arch_from(s21, tmp_path, arch_from
 
 
 def test_final_training_can_start_from_given_weights():
-    from search.sr_task import train_and_evaluate
+    from search.sr.task import train_and_evaluate
     from spaces import WDSRBArch, WDSRBlock
 
     arch = WDSRBArch(2, 8, (WDSRBlock(16, 8),))
@@ -196,3 +217,20 @@ def test_final_training_can_start_from_given_weights():
     model, _ = train_and_evaluate(arch, recipe, patches, {"set5": set5}, "t", init_state=init)
     for k, v in model.state_dict().items():
         assert torch.allclose(v, init[k], atol=1e-6), k  # one step at lr 1e-9 from init, not a fresh init
+
+
+def test_estimators_say_whether_they_have_a_torch_form():
+    """The seam dnas asks instead of probing attributes: the published S21 model's torch form sums
+    to the estimator's own figure; a timed estimator has none, and says why."""
+    from search.latency import make_estimator
+    from search.settings import DeviceProfile
+
+    phone = DeviceProfile("s21", "test", (360, 640), 33.3, "published", None)
+    est = make_estimator(phone, {"kind": "auto", "allow_extrapolation": False}, 2, sr.build_model)
+    view, why = est.torch_latency()
+    assert view is not None and view.fixed_ms is None and why == ""
+    rows = torch.tensor(SPACE.largest().block_vectors(), dtype=torch.float32)
+    assert float(view.block_ms(rows).sum()) == pytest.approx(est.latency_ms(SPACE.largest()), rel=1e-4)
+    host = DeviceProfile("cpu", "this host", (24, 24), 10.0, "measured", 1)
+    timed = make_estimator(host, {"kind": "measured", "backend": "torch-cpu", "allow_extrapolation": False}, 2, sr.build_model)
+    assert timed.predictor is None and timed.torch_latency()[0] is None and "timed" in timed.torch_latency()[1]

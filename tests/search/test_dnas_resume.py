@@ -18,10 +18,10 @@ TOTAL = 4 + 4 + 8
 def test_killed_supernet_training_resumes_from_its_checkpoint(tmp_path):
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "search", "task=sr", "device=s21", "strategy=dnas", "experiment=smoke",
-           f"hydra.run.dir={run_dir}", "task.baselines=[]", "task.smoke.final.steps=10",
+           f"hydra.run.dir={run_dir}", "task.baselines=[]", "task.final.steps=10",
            "task.space.max_blocks=4", "task.space.m1=[8,64,8]", "search.timeout_s=3600",
-           "strategy.smoke.warmup_steps=4", "strategy.smoke.width_steps=4", "strategy.smoke.joint_steps=8",
-           "strategy.smoke.checkpoint_every=2", "strategy.smoke.eval_every=4", "strategy.select=validation"]
+           "strategy.warmup_steps=4", "strategy.width_steps=4", "strategy.joint_steps=8",
+           "strategy.checkpoint_every=2", "strategy.eval_every=4", "strategy.select=validation"]
     ckpt = run_dir / "supernet_checkpoint.pt"
     with open(tmp_path / "first.log", "w") as log:
         first = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)

@@ -28,7 +28,8 @@ def predictor_path(tmp_path_factory):
 
 def estimator(path, quantile):
     device = DeviceProfile("cpu", "this host", HW, 10.0, "predictor", 1)
-    return make_estimator(device, {"kind": "predictor", "path": path, "quantile": quantile}, 2, WDSRB)
+    return make_estimator(device, {"kind": "predictor", "path": path, "quantile": quantile, "allow_extrapolation": False},
+                          2, WDSRB)
 
 
 def test_upper_quantile_is_at_least_the_point(predictor_path):

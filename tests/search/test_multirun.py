@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from search.multirun import collect, write_summary
+from search.result import Result
 
 BUDGETS = (16.0, 33.3, 66.0)
 
@@ -25,15 +26,15 @@ def test_budget_sweep_with_joblib_writes_reports_and_summary(tmp_path, tiny_sr):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
-    results = {json.loads(p.read_text())["budget_ms"]: p.parent for p in sweep.glob("**/result.json")}
+    results = {Result.read(p).budget_ms: p.parent for p in sweep.glob("**/result.json")}
     assert sorted(results) == list(BUDGETS)
     studies = set()
     for budget, job in results.items():
         assert job.relative_to(sweep).as_posix().startswith(f"sr-s21/budget_ms={budget:g},")
         assert (job / "report.md").stat().st_size > 0 and (job / "model.onnx").exists()
-        result = json.loads((job / "result.json").read_text())
-        assert result["trials"]["n_complete"] == 2 and result["best"]["latency_ms"] <= budget
-        studies.add(result["study"]["name"])
+        result = Result.read(job / "result.json")
+        assert result.trials["n_complete"] == 2 and result.best["latency_ms"] <= budget
+        studies.add(result.study["name"])
     assert len(studies) == 3  # one study per budget
 
     summary = json.loads((sweep / "summary.json").read_text())
@@ -47,14 +48,13 @@ def test_summary_keeps_only_this_sweeps_jobs(tmp_path):
     def job(name: str, budget: float, mtime: float) -> None:
         (tmp_path / name).mkdir()
         path = tmp_path / name / "result.json"
-        path.write_text(json.dumps({
-            "task": "sr", "device": {"name": "s21"}, "budget_ms": budget,
-            "study": {"name": f"s-{budget}", "strategy": "tpe"},
-            "trials": {"n_complete": 4, "n_failed": 1},
-            "best": {"trial": 3, "arch_key": "k", "arch": {"blocks": [{}, {}], "channels": 12},
-                     "latency_ms": budget - 1.5, "val_psnr_proxy": 30.25,
-                     "eval": {"set5": {"psnr": 35.5, "ssim": 0.95}}},
-            "wall_s": 12.0}))
+        path.write_text(Result(
+            task="sr", strategy="tpe", device={"name": "s21"}, budget_ms=budget, budget_rule="given",
+            study={"name": f"s-{budget}", "strategy": "tpe"}, trials={"n_complete": 4, "n_failed": 1},
+            best={"trial": 3, "arch_key": "k", "arch": {"blocks": [{}, {}], "channels": 12},
+                  "latency_ms": budget - 1.5, "val_psnr_proxy": 30.25,
+                  "eval": {"set5": {"psnr": 35.5, "ssim": 0.95}}},
+            wall_s=12.0).to_json())
         import os
 
         os.utime(path, (mtime, mtime))
@@ -88,3 +88,20 @@ def test_slurm_launcher_config_builds_a_submitit_launcher(tmp_path):
     assert launcher.submitit_folder == f"{tmp_path}/.submitit/%j"
     assert type(instantiate(launcher)).__name__ == "SlurmLauncher"  # builds; submits nothing
     assert [c._target_ for c in cfg.hydra.callbacks.values()] == ["search.multirun.SweepSummary"]
+
+
+@pytest.mark.slow
+def test_a_strategy_sweep_summarises_a_best_architecture_for_every_job(tmp_path, tiny_sr):
+    """``-m strategy=tpe,allinone``: every runner writes the same result type, so the summary has a
+    best architecture and a latency for each job (All-in-One had neither before)."""
+    sweep = tmp_path / "sweep"
+    space = ("task.space.max_blocks=", "task.space.channels=")  # All-in-One's template needs C=16
+    tiny = [o for o in tiny_sr if not o.startswith(space)]
+    cmd = [sys.executable, "-m", "search", "-m", *tiny, "strategy=tpe,allinone", f"hydra.sweep.dir={sweep}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    jobs = json.loads((sweep / "summary.json").read_text())["jobs"]
+    assert sorted(row["strategy"] for row in jobs) == ["allinone", "tpe"]
+    for row in jobs:
+        assert row["best_arch_key"] and row["blocks"] and row["latency_ms"] > 0, row
+        assert row["final_trained"] and row["eval_psnr"]["set5"] > 20, row

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from search.errors import UserError
-from search.meaning import MEANING_ATTR, check_meaning
+from search.study.meaning import MEANING_ATTR, check_meaning
 
 
 def test_check_meaning_records_then_refuses_other_setups(tmp_path):

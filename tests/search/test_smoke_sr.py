@@ -11,7 +11,10 @@ import pytest
 import torch
 
 import tasks.sr as sr
+from search.result import Result
 from spaces import load_arch
+
+pytestmark = pytest.mark.slow  # the whole pipeline end to end (one run shared by these tests)
 
 
 def find_key_paths(doc, needles, path=()):
@@ -45,17 +48,21 @@ def test_smoke_finishes_quickly_and_shows_progress(smoke_run):
 
 def test_result_json(smoke_run):
     run_dir, _, _ = smoke_run
-    result = json.loads((run_dir / "result.json").read_text())
-    best = result["best"]
+    result = Result.read(run_dir / "result.json")
+    best = result.best
     set5 = [v for p, v in find_key_paths(best, ["set5", "psnr"])]
     assert set5 and 20 < set5[0] < 45
     latency = find_key_paths(best, ["latency"])
-    assert latency and 0 < latency[0][1] <= result["budget_ms"] == 33.3
+    assert latency and 0 < latency[0][1] <= result.budget_ms == 33.3
     assert "Wu, Gong" in json.dumps(best["latency_source"])
-    assert set(result["baselines"]) == {"bicubic", "fsrcnn", "espcn"}
-    bicubic = result["baselines"]["bicubic"]["eval"]["set5"]["psnr"]
+    assert set(result.extras["baselines"]) == {"bicubic", "fsrcnn", "espcn"}
+    bicubic = result.extras["baselines"]["bicubic"]["eval"]["set5"]["psnr"]
     assert abs(bicubic - 33.68) < 0.05
-    assert result["trials"]["n_complete"] >= 1 and result["config"]["task"]["name"] == "sr"
+    assert result.trials["n_complete"] >= 1 and result.config["task"]["name"] == "sr"
+    assert (result.task, result.strategy, result.final_trained) == ("sr", "tpe", True)
+    raw = json.loads((run_dir / "result.json").read_text())
+    assert list(raw)[:10] == ["schema", "schema_version", "task", "strategy", "device", "budget", "best", "study",
+                              "trials", "final"]
 
 
 def test_arch_weights_and_onnx_agree(smoke_run):

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import tasks.vit as vit
+from search.result import Result
 from spaces import load_arch
 from tasks.vit.demo import load_demo_data
 
@@ -31,14 +32,17 @@ def test_outputs_exist_and_report(vit_run):
         assert (run_dir / name).is_file(), name
     assert "[trial " in stdout
     result = json.loads((run_dir / "result.json").read_text())
-    best = result["best"]
-    assert best["latency_ms"] <= result["budget_ms"] * 1.0001
+    best, budget = result["best"], result["budget"]
+    assert result["task"] == "vit" and result["strategy"] == "tpe" and result["trials"]["n_total"] >= 1
+    assert best["latency_ms"] <= budget["ms"] * 1.0001 and isinstance(best["trial"], int)
     assert 0 < best["measured_latency_ms"] and 0 <= best["test_top1"] <= 100
     ratio = best["measured_latency_ms"] / result["baselines"]["unpruned"]["latency_ms"]
     assert best["latency_ratio_to_unpruned"] == pytest.approx(ratio)
-    fraction = float(result["budget_rule"].split(" x ")[0])  # the default rule: a fraction of unpruned
+    fraction = float(budget["rule"].split(" x ")[0])  # the default rule: a fraction of unpruned
     assert best["meets_budget"] == (ratio <= fraction)  # judged side by side, not against the old ms
     assert {"evit", "unpruned"} <= set(result["baselines"])
+    typed = Result.read(run_dir / "result.json")  # the typed result reads back what was written
+    assert typed.best == best and typed.budget_ms == budget["ms"] and typed.extras["baselines"] == result["baselines"]
     assert "EViT" in (run_dir / "report.md").read_text()
 
 
@@ -53,7 +57,7 @@ def test_weights_rebuild_and_onnx_matches(vit_run):
     session = ort.InferenceSession(str(run_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
     per_image = np.abs(got - expected).max(axis=1)
-    # Hard top-k: a near-tie may flip one image's kept tokens between runtimes (see vit_run._export).
+    # Hard top-k: a near-tie may flip one image's kept tokens between runtimes (see search.vit.finish.export_checked).
     assert (per_image < 1e-4).sum() >= len(per_image) - 1 and per_image.max() < 1e-2, per_image
 
 
@@ -68,11 +72,11 @@ def test_dnas_trains_toward_the_budget_implied_keep_rates(tmp_path):
     for name in ("result.json", "arch.json", "model.pt", "model.onnx", "pareto.png", "report.md"):
         assert (tmp_path / name).is_file(), name
     result = json.loads((tmp_path / "result.json").read_text())
-    best, probes = result["best"], result["search"]["probes"]
-    assert best["chosen_by"] == "budget-implied keep-ratio targets" and "trials" not in result
-    assert best["latency_ms"] <= result["budget_ms"] and probes
+    best, probes, budget_ms = result["best"], result["search"]["probes"], result["budget"]["ms"]
+    assert best["chosen_by"] == "budget-implied keep-ratio targets" and result["trials"] is None
+    assert result["strategy"] == "dnas" and best["latency_ms"] <= budget_ms and probes
     rates = best["arch"]["keep_rates"]
     assert all(b <= a for a, b in zip(rates, rates[1:])) and rates[0] < 1.0
-    fitting = [p["keep_rates"] for p in probes if p["latency_ms"] <= result["budget_ms"]]
+    fitting = [p["keep_rates"] for p in probes if p["latency_ms"] <= budget_ms]
     assert rates == max(fitting, key=sum)  # the least pruned schedule that fit
     assert load_arch(tmp_path / "arch.json").keep_rates == tuple(rates)

@@ -1,9 +1,9 @@
-"""The guided samplers' feasible start (search/startup.py) with the published S21 model."""
+"""The guided samplers' feasible start (search/sr/startup.py) with the published S21 model."""
 
 import pytest
 
 import latency_models
-from search.startup import feasible_design
+from search.sr.startup import feasible_design
 from spaces import SRSpace
 
 

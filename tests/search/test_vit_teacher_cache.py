@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from search.vit_task import _cached_teacher
+from search.vit.task import _cached_teacher
 from spaces.atomic import atomic_path, write_text_atomic
 from tasks.vit.demo import build_demo_teacher
 

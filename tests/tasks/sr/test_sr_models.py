@@ -63,8 +63,12 @@ def analytic_convs(arch, lr_hw) -> list[tuple]:
 
 
 def test_every_registered_sr_family_has_a_builder():
-    sr_families = {f for f in registered_families() if f in ("wdsr_b", "fsrcnn", "espcn", "bicubic")}
+    import spaces.sr
+    import spaces.vit  # every architecture module registered, so a new family cannot hide
+
+    sr_families = {f for f, cls in registered_families().items() if cls.__module__ == spaces.sr.__name__}
     assert sr_families == set(builder_families())
+    assert set(registered_families()) - sr_families == {spaces.vit.TokenPruneArch.family}
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

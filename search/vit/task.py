@@ -8,7 +8,6 @@ import hashlib
 import json
 import math
 import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import torch
 import tasks.vit as vit
 from search.errors import UserError
 from search.latency import LatencyEstimator
-from search.study import LATENCY_CONSTRAINT
+from search.study.objective import ConstrainedObjective
 from spaces import ArchError
 from spaces.atomic import atomic_path, write_text_atomic
 from spaces.vit import TokenPruneSpace, default_stages
@@ -54,29 +53,29 @@ class ViTSettings:
 
     @staticmethod
     def from_task(task: dict[str, Any], seed: int) -> ViTSettings:
-        model, data = task.get("model") or {}, task.get("data") or {}
+        """The settings of ``task``, the complete task section (conf/task/vit.yaml holds every
+        default; the app merges the smoke block in): no key has a second default here."""
         try:
-            def recipe(section: str, offset: int) -> vit.SelectorRecipe:
-                return vit.SelectorRecipe(seed=seed + offset, **dict(task.get(section) or {}))
-
-            stages = task.get("stages")
+            model, data, stages = task["model"], task["data"], task["stages"]
             return ViTSettings(
-                model_name=str(model.get("name", "demo")),
-                checkpoint=model.get("checkpoint"),
-                img_size=int(model.get("img_size", 56)),
-                num_classes=int(model.get("num_classes", 10)),
+                model_name=str(model["name"]),
+                checkpoint=model["checkpoint"],
+                img_size=int(model["img_size"]),
+                num_classes=int(model["num_classes"]),
                 stages=None if stages is None else tuple(int(s) for s in stages),
-                keep_ratio=tuple(float(v) for v in task.get("keep_ratio", (0.5, 1.0, 0.05))),  # type: ignore[arg-type]
-                min_keep=float(task.get("min_keep", 0.1)),
-                budget_fraction=float(task.get("budget_fraction", 0.7)),
-                confirm_margin=float(task.get("confirm_margin", 0.0)),
-                batch=int(task.get("batch", 1)),
-                data_root=Path(data["root"]) if data.get("root") else None,
-                val_images=int(data.get("val_images", 500)),
-                teacher=TeacherRecipe(seed=seed, **dict(task.get("teacher") or {})),
-                proxy=recipe("proxy", 1),
-                final=recipe("final", 2),
+                keep_ratio=tuple(float(v) for v in task["keep_ratio"]),  # type: ignore[arg-type]
+                min_keep=float(task["min_keep"]),
+                budget_fraction=float(task["budget_fraction"]),
+                confirm_margin=float(task["confirm_margin"]),
+                batch=int(task["batch"]),
+                data_root=Path(data["root"]) if data["root"] else None,
+                val_images=int(data["val_images"]),
+                teacher=TeacherRecipe(seed=seed, **dict(task["teacher"])),
+                proxy=vit.SelectorRecipe(seed=seed + 1, **dict(task["proxy"])),
+                final=vit.SelectorRecipe(seed=seed + 2, **dict(task["final"])),
             )
+        except KeyError as err:
+            raise UserError(f"task (vit) lacks the setting {err}: conf/task/vit.yaml names every one") from None
         except (TypeError, ValueError) as err:
             raise UserError(f"task (vit) settings are malformed: {err}") from None
 
@@ -216,33 +215,20 @@ def pruned(teacher: torch.nn.Module, arch: Any) -> vit.TokenPrunedViT:
         return vit.patch_from_arch(copy.deepcopy(teacher), arch).eval()
 
 
-class ViTObjective:
-    """One trial: keep rates -> measured latency -> constraint -> short selector training
-    (candidates within ``near_budget``) -> top-1 on the validation split."""
+def vit_objective(space: TokenPruneSpace, teacher: torch.nn.Module, data: ViTData, estimator: LatencyEstimator,
+                  budget_ms: float, near_budget: float, recipe: vit.SelectorRecipe,
+                  two_objectives: bool) -> ConstrainedObjective:
+    """One trial: keep rates -> latency -> constraint -> short selector training (candidates
+    within ``near_budget``) -> top-1 on the validation split."""
 
-    def __init__(self, space: TokenPruneSpace, teacher: torch.nn.Module, data: ViTData,
-                 estimator: LatencyEstimator, budget_ms: float, near_budget: float,
-                 recipe: vit.SelectorRecipe, two_objectives: bool) -> None:
-        self.space, self.teacher, self.data = space, teacher, data
-        self.estimator, self.budget_ms, self.near_budget = estimator, budget_ms, near_budget
-        self.recipe, self.two_objectives = recipe, two_objectives
+    def score(arch: Any) -> float:
+        student = pruned(teacher, arch)
+        vit.train_selectors(student, teacher, data.train, recipe)
+        return 100.0 * vit.evaluate_top1(student, data.val)
 
-    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        arch = self.space.sample(trial)
-        latency_ms = self.estimator.latency_ms(arch)
-        trial.set_constraint(LATENCY_CONSTRAINT, latency_ms - self.budget_ms)
-        trial.set_user_attr("arch", arch.to_dict())
-        trial.set_user_attr("latency_ms", latency_ms)
-        top1 = 0.0
-        trial.set_user_attr("trained", latency_ms <= self.budget_ms * self.near_budget)
-        if trial.user_attrs["trained"]:
-            started = time.monotonic()
-            student = pruned(self.teacher, arch)
-            vit.train_selectors(student, self.teacher, self.data.train, self.recipe)
-            top1 = 100.0 * vit.evaluate_top1(student, self.data.val)
-            trial.set_user_attr("proxy_s", time.monotonic() - started)
-        trial.set_user_attr("val_top1", top1)
-        return (top1, latency_ms) if self.two_objectives else top1
+    return ConstrainedObjective(sample=space.sample, latency_ms=estimator.latency_ms, score=score,
+                                budget_ms=budget_ms, near_budget=near_budget, quality_key="val_top1",
+                                two_objectives=two_objectives)
 
 
 def describe_trial(trial: optuna.trial.FrozenTrial) -> str:

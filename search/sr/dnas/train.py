@@ -7,7 +7,7 @@ Loss in the search phases (Wu, Gong et al., ECCV 2022)::
 
 where ``latency`` is the supernet's expected latency (ms) from a differentiable latency model.
 Weights (Adam, cosine decay) and architecture logits (``arch_optimizer``: shared-scale Adam by
-default, see :mod:`search.arch_optim`) step on the same batch.
+default, see :mod:`search.sr.dnas.arch_optim`) step on the same batch.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from search.arch_optim import SharedScaleAdam
-from search.progress import fmt_s
+from search.sr.dnas.arch_optim import SharedScaleAdam
+from search.study.progress import fmt_s
 from tasks.sr.data import TrainPatches
 from tasks.sr.evaluate import evaluate
 from tasks.sr.supernet import BlockLatencyFn, FixedLatencyFn, SRSupernet
@@ -32,7 +32,7 @@ from tasks.sr.supernet import BlockLatencyFn, FixedLatencyFn, SRSupernet
 CHECKPOINT_FORMAT = "hwnas.search.dnas_supernet"
 CHECKPOINT_VERSION = 1
 PHASES = ("warmup", "width", "joint")
-ARCH_OPTIMIZERS = ("shared", "adam")  # search.arch_optim.SharedScaleAdam, or torch's Adam
+ARCH_OPTIMIZERS = ("shared", "adam")  # search.sr.dnas.arch_optim.SharedScaleAdam, or torch's Adam
 
 
 @dataclass(frozen=True)
@@ -191,9 +191,29 @@ def _fit_to_time(plan: SupernetPlan, state: SupernetState, seconds_per_step: flo
           f"to end within {plan.timeout_s:.0f} s", flush=True)
 
 
+TrajectoryFn = Callable[[SRSupernet, SupernetState, dict[str, Any]], None]
+
+
+@dataclass
+class _Session:
+    """One process's share of the training (a resumed run starts a new session): its clock, the
+    step it started at, and the supernet's pieces each step uses."""
+
+    net: SRSupernet
+    patches: TrainPatches
+    val: list[Any]
+    plan: SupernetPlan
+    latency: LatencyTerm
+    opts: dict[str, torch.optim.Optimizer]
+    start_step: int
+    base_elapsed_s: float
+    started: float = field(default_factory=time.monotonic)
+    last_print: float = field(default_factory=time.monotonic)
+
+
 def train_supernet(
     net: SRSupernet, patches: TrainPatches, val: list[Any], plan: SupernetPlan, latency: LatencyTerm,
-    checkpoint: Path, trajectory_point: Callable[[SRSupernet, SupernetState, dict[str, Any]], None],
+    checkpoint: Path, trajectory_point: TrajectoryFn,
 ) -> SupernetState:
     """Run (or resume) the three phases; returns the final state. ``trajectory_point(net, state,
     point)`` completes each trajectory point (e.g. with the derived net's predicted latency)."""
@@ -207,61 +227,71 @@ def train_supernet(
         return state
     old_threads = torch.get_num_threads()
     torch.set_num_threads(plan.threads)
-    started, start_step, last_print = time.monotonic(), state.step, time.monotonic()
-    base_elapsed = state.elapsed_s
+    session = _Session(net, patches, val, plan, latency, opts, state.step, state.elapsed_s)
     # channels_last runs the 1x1/3x3 convs ~1.5-2x faster on CPU (oneDNN), as in tasks.sr.train
     net.to(memory_format=torch.channels_last)
     try:
         while state.step < state.total:
-            step, phase = state.step, state.phase_at(state.step)
-            net.set_search(width=phase in ("width", "joint"), depth=phase == "joint")
-            net.tau = _tau(plan, state, step)
-            net.train()
-            for group in opts["weights"].param_groups:
-                group["lr"] = _lr(plan, state, step)
-            lr_img, hr_img = patches.batch(plan.batch_size)
-            lr_img = lr_img.contiguous(memory_format=torch.channels_last)
-            l1 = F.l1_loss(net(lr_img), hr_img)
-            if not math.isfinite(l1.item()):
-                raise FloatingPointError(f"supernet L1 became {l1.item()} at step {step + 1}; lower the lr")
-            loss = l1
-            exp_ms = net.expected_latency_ms(latency.block_ms, latency.fixed_ms)
-            learn_arch = PHASES.index(phase) >= PHASES.index(plan.arch_from)
-            if learn_arch:
-                loss = loss + plan.latency_lambda * latency.penalty(exp_ms)
-            for o in opts.values():
-                o.zero_grad(set_to_none=True)
-            loss.backward()
-            opts["weights"].step()
-            if learn_arch:
-                opts["arch"].step()
-            state.step += 1
-            state.elapsed_s = base_elapsed + time.monotonic() - started
-            done_here = state.step - start_step
-            if math.isfinite(plan.timeout_s) and (done_here == plan.calibrate_steps + 1 or (
-                    state.calibrated and state.step % plan.eval_every == 0)):
-                _fit_to_time(plan, state, (time.monotonic() - started) / done_here)
-            boundary = state.phase_at(state.step) != phase or state.step == state.total
-            if state.step % plan.eval_every == 0 or boundary:
-                point = {"step": state.step, "phase": phase, "tau": round(net.tau, 4), "l1": l1.item(),
-                         "expected_ms": exp_ms.item()}
-                net.eval()
-                with torch.no_grad():
-                    point["val_psnr"] = evaluate(net, val, net.space.scale)["psnr"] if val else math.nan
-                trajectory_point(net, state, point)
-                state.trajectory.append(point)
-            now = time.monotonic()
-            if now - last_print > 20 or boundary:
-                rate = done_here / max(now - started, 1e-9)
-                left = (state.total - state.step) / max(rate, 1e-9)
-                print(f"  [supernet {phase}] step {state.step}/{state.total} L1 {l1.item():.4f} "
-                      f"E[latency] {exp_ms.item():.1f} ms tau {net.tau:.2f} | {rate:.2f} steps/s, "
-                      f"left ~{fmt_s(left)}", flush=True)
-                last_print = now
-            if state.step % plan.checkpoint_every == 0 or boundary:
-                save_checkpoint(checkpoint, net, opts, patches, state)
+            phase = state.phase_at(state.step)
+            l1, exp_ms = _step(session, state, phase)
+            _after_step(session, state, phase, l1, exp_ms, checkpoint, trajectory_point)
     finally:
         torch.set_num_threads(old_threads)
         net.to(memory_format=torch.contiguous_format)
     return state
 
+
+def _step(s: _Session, state: SupernetState, phase: str) -> tuple[float, float]:
+    """One optimisation step of ``phase`` on one batch; returns its L1 and the expected latency (ms)."""
+    net, plan, step = s.net, s.plan, state.step
+    net.set_search(width=phase in ("width", "joint"), depth=phase == "joint")
+    net.tau = _tau(plan, state, step)
+    net.train()
+    for group in s.opts["weights"].param_groups:
+        group["lr"] = _lr(plan, state, step)
+    lr_img, hr_img = s.patches.batch(plan.batch_size)
+    lr_img = lr_img.contiguous(memory_format=torch.channels_last)
+    l1 = F.l1_loss(net(lr_img), hr_img)
+    if not math.isfinite(l1.item()):
+        raise FloatingPointError(f"supernet L1 became {l1.item()} at step {step + 1}; lower the lr")
+    loss = l1
+    exp_ms = net.expected_latency_ms(s.latency.block_ms, s.latency.fixed_ms)
+    learn_arch = PHASES.index(phase) >= PHASES.index(plan.arch_from)
+    if learn_arch:
+        loss = loss + plan.latency_lambda * s.latency.penalty(exp_ms)
+    for o in s.opts.values():
+        o.zero_grad(set_to_none=True)
+    loss.backward()
+    s.opts["weights"].step()
+    if learn_arch:
+        s.opts["arch"].step()
+    state.step += 1
+    state.elapsed_s = s.base_elapsed_s + time.monotonic() - s.started
+    return l1.item(), exp_ms.item()
+
+
+def _after_step(s: _Session, state: SupernetState, phase: str, l1: float, exp_ms: float, checkpoint: Path,
+                trajectory_point: TrajectoryFn) -> None:
+    """Refit the plan to the time cap, record a trajectory point, report, checkpoint: each when due."""
+    plan, done_here = s.plan, state.step - s.start_step
+    if math.isfinite(plan.timeout_s) and (done_here == plan.calibrate_steps + 1 or (
+            state.calibrated and state.step % plan.eval_every == 0)):
+        _fit_to_time(plan, state, (time.monotonic() - s.started) / done_here)
+    boundary = state.phase_at(state.step) != phase or state.step == state.total
+    if state.step % plan.eval_every == 0 or boundary:
+        point = {"step": state.step, "phase": phase, "tau": round(s.net.tau, 4), "l1": l1, "expected_ms": exp_ms}
+        s.net.eval()
+        with torch.no_grad():
+            point["val_psnr"] = evaluate(s.net, s.val, s.net.space.scale)["psnr"] if s.val else math.nan
+        trajectory_point(s.net, state, point)
+        state.trajectory.append(point)
+    now = time.monotonic()
+    if now - s.last_print > 20 or boundary:
+        rate = done_here / max(now - s.started, 1e-9)
+        left = (state.total - state.step) / max(rate, 1e-9)
+        print(f"  [supernet {phase}] step {state.step}/{state.total} L1 {l1:.4f} "
+              f"E[latency] {exp_ms:.1f} ms tau {s.net.tau:.2f} | {rate:.2f} steps/s, "
+              f"left ~{fmt_s(left)}", flush=True)
+        s.last_print = now
+    if state.step % plan.checkpoint_every == 0 or boundary:
+        save_checkpoint(checkpoint, s.net, s.opts, s.patches, state)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import tasks.sr as sr
-from search.dnas_derive import Fitted, PredictFn, fit_to_budget
+from search.sr.dnas.derive import Fitted, PredictFn, fit_to_budget
 from tasks.sr.evaluate import evaluate
 from tasks.sr.supernet import SRSupernet
 from tasks.sr.train import TrainRecipe

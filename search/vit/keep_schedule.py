@@ -1,4 +1,5 @@
-"""``task=vit strategy=dnas``: SPViT's computation-aware training, no trial-by-trial search.
+"""``task=vit strategy=dnas``: SPViT's computation-aware training, no trial-by-trial search and
+no differentiable one either: a bisection over SPViT's geometric keep-rate schedule.
 
 The latency budget implies the keep-ratio targets: on SPViT's geometric schedule, every stage
 keeps the same fraction ``rho`` of the previous stage's tokens (``keep_rates = (rho, rho^2,
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.bisection import last_within
-from search.settings import DeviceProfile, SearchSettings
-from search.vit_run import ViTSetup, finish_vit, prepare_vit
+from search.result import Result
+from search.settings import RunContext
+from search.study.bisection import last_within
+from search.vit.finish import Found, finish_vit
+from search.vit.prepare import ViTSetup, prepare_vit
 
 
 def schedule(setup: ViTSetup, rho: float) -> Any:
@@ -29,7 +32,7 @@ def keep_rates_for_budget(setup: ViTSetup, log: Any = print) -> tuple[Any, float
     """The largest ``rho`` on the grid whose schedule fits the budget: (arch, latency ms, probes).
 
     Candidates, most pruned first: the space's floor (``min_keep`` at every stage, which
-    :func:`search.vit_run.prepare_vit` found within the budget), then the schedule of every ``rho``
+    :func:`search.vit.prepare.prepare_vit` found within the budget), then the schedule of every ``rho``
     of the grid; latency grows along them, so bisection needs about log2(grid) evaluations."""
     space = setup.space
     low, high, step = space.ratio_range
@@ -51,13 +54,13 @@ def keep_rates_for_budget(setup: ViTSetup, log: Any = print) -> tuple[Any, float
     return candidates[best][1], latency(best), probes
 
 
-def run_vit_dnas(task: dict[str, Any], device: DeviceProfile, settings: SearchSettings,
-                 latency_cfg: dict[str, Any]) -> dict[str, Any]:
-    setup = prepare_vit(task, device, settings, latency_cfg)
+def run_keep_schedule(ctx: RunContext) -> Result:
+    """Keep-ratio targets from the budget (:func:`keep_rates_for_budget`), then the shared finish."""
+    setup = prepare_vit(ctx)
     print(f"dnas (SPViT computation-aware): keep-ratio targets from the {setup.budget_ms:.2f} ms budget", flush=True)
     arch, latency_ms, probes = keep_rates_for_budget(setup)
     print(f"targets: keep rates {arch.keep_rates} at stages {arch.stages} ({latency_ms:.2f} ms); training the "
           f"selectors and backbone toward them with task.final ({setup.cfg.final.steps} steps)", flush=True)
     search = {"probes": probes, "summary": f"keep-ratio targets from the budget by bisection over rho "
                                            f"({len(probes)} latency evaluations), then one computation-aware training."}
-    return finish_vit(setup, arch, latency_ms, "budget-implied keep-ratio targets", search=search)
+    return finish_vit(setup, Found(arch, latency_ms, "budget-implied keep-ratio targets", search=search))

@@ -14,7 +14,7 @@ import torch
 import tasks.sr as sr
 from search.errors import UserError
 from search.latency import LatencyEstimator
-from search.study import LATENCY_CONSTRAINT
+from search.study.objective import ConstrainedObjective
 from spaces import ArchError, BicubicArch, ESPCNArch, FSRCNNArch, SRSpace, WDSRBArch
 from tasks.sr.evaluate import evaluate
 from tasks.sr.train import train as train_model
@@ -34,34 +34,34 @@ class SRSettings:
 
     @staticmethod
     def from_task(task: dict[str, Any], seed: int, threads: int) -> SRSettings:
-        scale = int(task.get("scale", 2))
-        space_cfg = dict(task.get("space") or {})
+        scale = int(task["scale"])
+        space_cfg = task["space"]
         try:
             space = SRSpace(
                 scale=scale,
-                min_blocks=int(space_cfg.get("min_blocks", 1)),
-                max_blocks=int(space_cfg.get("max_blocks", 16)),
-                channels=tuple(int(c) for c in space_cfg.get("channels", (8, 12, 16, 20, 24))),
-                m1=tuple(int(v) for v in space_cfg.get("m1", (8, 144, 8))),  # type: ignore[arg-type]
-                m2=tuple(int(v) for v in space_cfg.get("m2", (8, 20, 1))),  # type: ignore[arg-type]
+                min_blocks=int(space_cfg["min_blocks"]),
+                max_blocks=int(space_cfg["max_blocks"]),
+                channels=tuple(int(c) for c in space_cfg["channels"]),
+                m1=tuple(int(v) for v in space_cfg["m1"]),  # type: ignore[arg-type]
+                m2=tuple(int(v) for v in space_cfg["m2"]),  # type: ignore[arg-type]
             )
         except (ArchError, TypeError, ValueError) as err:
             raise UserError(f"task.space: {err}") from None
-        data = task.get("data") or {}
-        eval_roots = data.get("eval_roots") or sr.data.DEFAULT_EVAL_ROOTS
+        data = task["data"]
+        eval_roots = data["eval_roots"] or sr.data.DEFAULT_EVAL_ROOTS
         if not isinstance(eval_roots, dict):
             raise UserError("data.eval_roots must map names to folders, e.g. "
-                            "'+task.data.eval_roots={set5: /data/Set5, urban100: /data/Urban100}'")
-        unknown = [b for b in task.get("baselines", []) if b not in BASELINES]
+                            "'task.data.eval_roots={set5: /data/Set5, urban100: /data/Urban100}'")
+        unknown = [b for b in task["baselines"] if b not in BASELINES]
         if unknown:
             raise UserError(f"unknown baselines {unknown}; choose from {sorted(BASELINES)}")
 
         def recipe(section: str, seed_offset: int) -> sr.TrainRecipe:
-            r = dict(task.get(section) or {})
+            r = task[section]
             try:
                 return sr.TrainRecipe(
-                    steps=int(r["steps"]), batch_size=int(r.get("batch_size", 16)),
-                    patch_hr=int(r.get("patch_hr", 96)), lr=float(r.get("lr", 1e-3)),
+                    steps=int(r["steps"]), batch_size=int(r["batch_size"]),
+                    patch_hr=int(r["patch_hr"]), lr=float(r["lr"]),
                     seed=seed + seed_offset, threads=threads,
                 )
             except (KeyError, TypeError, ValueError) as err:
@@ -70,18 +70,27 @@ class SRSettings:
 
         return SRSettings(
             space=space,
-            train_root=Path(data.get("train_root") or sr.data.DEFAULT_TRAIN_ROOT),
+            train_root=Path(data["train_root"] or sr.data.DEFAULT_TRAIN_ROOT),
             eval_roots={str(k).lower(): Path(v) for k, v in eval_roots.items()},
-            val_images=_val_images(data.get("val_images", 8)),
+            val_images=_val_images(data["val_images"]),
             proxy=recipe("proxy", 1),
             final=recipe("final", 2),
-            baselines=tuple(task.get("baselines", ())),
+            baselines=tuple(task["baselines"]),
         )
 
 
-def load_data(settings: SRSettings, seed: int) -> tuple[Any, Any, list[Any], dict[str, list[Any]]]:
+@dataclass(frozen=True)
+class SRData:
     """Train patches for the proxy and final trainings, a held-out validation split of the
     training folder (scores candidates; the benchmarks stay untouched), and the eval sets."""
+
+    proxy_patches: Any
+    final_patches: Any
+    val: list[Any]
+    evals: dict[str, list[Any]]
+
+
+def load_data(settings: SRSettings, seed: int) -> SRData:
     scale = settings.space.scale
     try:
         proxy_patches = sr.TrainPatches(settings.train_root, scale, settings.proxy.patch_hr,
@@ -91,7 +100,7 @@ def load_data(settings: SRSettings, seed: int) -> tuple[Any, Any, list[Any], dic
         evals = {name: sr.load_eval_set(root, scale) for name, root in settings.eval_roots.items()}
     except sr.DataError as err:
         raise UserError(str(err)) from None
-    return proxy_patches, final_patches, val, evals
+    return SRData(proxy_patches, final_patches, val, evals)
 
 
 def _val_images(value: Any) -> int:
@@ -115,49 +124,27 @@ def check_budget(space: SRSpace, estimator: LatencyEstimator, budget_ms: float) 
     return floor_ms
 
 
-class Objective:
+def objective(settings: SRSettings, estimator: LatencyEstimator, budget_ms: float, near_budget: float,
+              patches: Any, val: list[Any], two_objectives: bool) -> ConstrainedObjective:
     """One trial: sample, estimate latency, record the constraint, proxy-train only candidates
     within ``near_budget`` of the budget, score PSNR-Y on the held-out validation images."""
 
-    def __init__(self, settings: SRSettings, estimator: LatencyEstimator, budget_ms: float,
-                 near_budget: float, patches: Any, val: list[Any], two_objectives: bool) -> None:
-        self.settings = settings
-        self.estimator = estimator
-        self.budget_ms = budget_ms
-        self.near_budget = near_budget
-        self.patches = patches
-        self.val = val
-        self.two_objectives = two_objectives
+    def score(arch: WDSRBArch) -> float:
+        model = sr.build_model(arch)
+        train_model(model, patches, settings.proxy)  # DivergedError: run_study fails this trial only
+        return evaluate(model, val, arch.scale)["psnr"]
 
-    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
-        arch = self.settings.space.sample(trial)
-        latency_ms = self.estimator.latency_ms(arch)
-        trial.set_constraint(LATENCY_CONSTRAINT, latency_ms - self.budget_ms)
-        trial.set_user_attr("arch", arch.to_dict())
-        trial.set_user_attr("latency_ms", latency_ms)
-        trial.set_user_attr("params_count", sr.num_params(sr.build_model(arch)))
-        if latency_ms > self.budget_ms * self.near_budget:
-            trial.set_user_attr("trained", False)
-            psnr = 0.0  # never trained: constraint-aware samplers rank it by its violation alone
-        else:
-            started = time.monotonic()
-            model = sr.build_model(arch)
-            try:
-                train_model(model, self.patches, self.settings.proxy)
-            except sr.DivergedError as err:
-                trial.set_user_attr("failure", f"diverged: {err}")
-                raise  # run_study catches it: this trial fails, the study goes on
-            psnr = evaluate(model, self.val, arch.scale)["psnr"]
-            trial.set_user_attr("trained", True)
-            trial.set_user_attr("proxy_s", time.monotonic() - started)
-        trial.set_user_attr("val_psnr", psnr)
-        return (psnr, latency_ms) if self.two_objectives else psnr
+    return ConstrainedObjective(
+        sample=settings.space.sample, latency_ms=estimator.latency_ms, score=score, budget_ms=budget_ms,
+        near_budget=near_budget, quality_key="val_psnr", two_objectives=two_objectives,
+        attrs=lambda arch: {"params_count": sr.num_params(sr.build_model(arch))},
+    )
 
 
 def describe_trial(trial: optuna.trial.FrozenTrial) -> str:
     lat = trial.user_attrs.get("latency_ms")
     arch = trial.user_attrs.get("arch") or {}
-    shape = f"{len(arch.get('blocks', []))}x C{arch.get('channels', '?')}"
+    shape = f"{len(arch.get('blocks', []))}x C{arch.get('channels') or '?'}"
     if not trial.user_attrs.get("trained"):
         return f"#{trial.number} {shape} {lat:.1f} ms (over budget, not trained)" if lat else f"#{trial.number}"
     return f"#{trial.number} {shape} {lat:.1f} ms {trial.user_attrs['val_psnr']:.2f} dB"

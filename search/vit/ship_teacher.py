@@ -2,8 +2,8 @@
 ``tasks/vit/assets`` (``demo_teacher.pt``, a plain state dict, and ``demo_teacher.json``, its
 manifest: key, recipe, held-out top-1, sha256), so `task=vit` runs load it instead of training.
 
-    python -m search.ship_teacher [--threads 1]                  # train (100 epochs: ~23 min, 1 thread)
-    python -m search.ship_teacher --state T.pt --info T.json      # ship a teacher load_teacher cached
+    python -m search.vit.ship_teacher [--threads 1]                  # train (100 epochs: ~23 min, 1 thread)
+    python -m search.vit.ship_teacher --state T.pt --info T.json      # ship a teacher load_teacher cached
 
 The key covers the image size, seed, recipe and validation split: a run whose settings differ
 trains (and caches) its own teacher as before.
@@ -21,9 +21,10 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
-from search.vit_task import ViTSettings, load_teacher, load_vit_data, teacher_key
+from search.config.compose import compose_config
+from search.settings import task_section
+from search.vit.task import ViTSettings, load_teacher, load_vit_data, teacher_key
 from tasks.vit.demo import SHIPPED_TEACHER_FORMAT
 
 
@@ -35,9 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--info", type=Path, help="its cache json (test_top1, train_s, steps)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    conf = Path(str(resources.files("search"))).parent / "conf" / "task" / "vit.yaml"
-    task = OmegaConf.to_container(OmegaConf.load(conf))
-    settings = ViTSettings.from_task(task, args.seed)
+    # the task section a default run gets (conf/task/vit.yaml, no overlay): its teacher is the one shipped
+    settings = ViTSettings.from_task(task_section(compose_config(["task=vit"])), args.seed)
     if args.state is None:
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["HWNAS_CACHE"] = tmp  # train afresh, not from a user's cache
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         "img_size": settings.img_size, "seed": args.seed, "val_images": settings.val_images,
         "recipe": asdict(settings.teacher), "test_top1": info["test_top1"], "train_s": info["train_s"],
         "steps": info["steps"], "threads": args.threads, "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-        "made_by": "python -m search.ship_teacher", "data": "tasks/vit/assets/mnist5k.npz (see PROVENANCE.md)",
+        "made_by": "python -m search.vit.ship_teacher", "data": "tasks/vit/assets/mnist5k.npz (see PROVENANCE.md)",
     }
     (folder / "demo_teacher.json").write_text(json.dumps(manifest, indent=1) + "\n")
     print(f"shipped {weights} (key {manifest['key']}, held-out top-1 {100 * info['test_top1']:.2f}%)")

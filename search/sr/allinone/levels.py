@@ -13,18 +13,21 @@ device's current speed, applied once at the end of the run.
 from __future__ import annotations
 
 import itertools
+import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from search.allinone_points import OperatingPoint
-from search.allinone_search import PointChoice, ladder, macs_per_pixel
+from search.sr.allinone.chain import PointChoice, ladder, macs_per_pixel
+from search.sr.allinone.points import AtPoint, OperatingPoint, PointLatency
 from spaces import SRSpace, WDSRBArch
+from tasks.sr.allinone import AllInOneWDSRB
 
 
 def level_chain(top: WDSRBArch, space: SRSpace, floor_macs: float, step: float = 0.85,
                 max_levels: int = 8) -> list[WDSRBArch]:
     """``top`` and nested sub-networks below it, largest first: each the largest rung of the
-    previous one's :func:`~search.allinone_search.ladder` with at most ``step`` of its MACs,
+    previous one's :func:`~search.sr.allinone.chain.ladder` with at most ``step`` of its MACs,
     until one is at or under ``floor_macs`` or ``max_levels`` are listed."""
     if not 0 < step < 1:
         raise ValueError(f"level step {step} must be in (0, 1)")
@@ -104,3 +107,33 @@ def choose_levels(points: Sequence[OperatingPoint], ms: Mapping[tuple[int, str],
     ordered = sorted(points, key=lambda p: (pick[p.name], ms[(pick[p.name], p.name)]))
     return [LevelChoice(p, pick[p.name], ms[(pick[p.name], p.name)], ms[(pick[p.name], p.name)] <= target_ms)
             for p in ordered]
+
+
+def reselect(model: AllInOneWDSRB, chain: list[WDSRBArch], points: tuple[OperatingPoint, ...], lat: PointLatency,
+             target_ms: float, opts: dict[str, Any],
+             ) -> tuple[list[PointChoice], dict[str, int], dict[tuple[int, str], float]]:
+    """Time every trained level at every point (interleaved rounds, :meth:`PointLatency.interleaved`)
+    and give each point its level (:func:`choose_levels`). Returns the choices, each point's level
+    index, and the timings ``(level, point name) -> ms`` (median of the rounds)."""
+    pairs = [(i, p) for i in range(len(chain)) for p in points]
+    timed = [AtPoint(model, p, lambda i=i: model.set_operating_point(f"level{i}")) for i, p in pairs]
+    timings = lat.interleaved(timed, int(opts["search_rounds"]))
+    ms = {(i, p.name): statistics.median(t.round_ms) for (i, p), t in zip(pairs, timings)}
+    # The points' levels lie within one band of each other, a band below the target (so the
+    # governor's band around them stays within it; where some point fits nothing there, the target
+    # itself), and below the top level when the governor runs: the top is its headroom.
+    band = float(opts["band"])
+    first = 1 if opts["governor"] and len(chain) > 2 else 0
+    tolerance = None if opts["level"] is None else band
+    picked = choose_levels(points, ms, len(chain), target_ms / (1 + band), tolerance, first)
+    if not all(c.meets_aim for c in picked):
+        picked = choose_levels(points, ms, len(chain), target_ms, tolerance, first)
+    print(f"levels timed now ({len(chain)} levels x {len(points)} points): "
+          + "; ".join(f"level{i} " + "/".join(f"{ms[i, p.name]:.1f}" for p in points) + " ms" for i in range(len(chain))))
+    for c in picked:
+        a = chain[c.level]
+        print(f"  {c.point.name}: level{c.level}, {a.depth} blocks, C={a.channels}, "
+              f"[M1, M2]={[a.blocks[0].m1, a.blocks[0].m2]}, {c.latency_ms:.2f} ms "
+              f"({'meets' if c.meets_aim else 'MISSES'} target {target_ms:.2f} ms)")
+    choices = [PointChoice(c.point, chain[c.level], c.latency_ms, c.meets_aim, len(pairs)) for c in picked]
+    return choices, {c.point.name: c.level for c in picked}, ms

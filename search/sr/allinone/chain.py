@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from search.allinone_points import OperatingPoint, PointLatency
-from search.bisection import last_within
 from search.errors import UserError
+from search.sr.allinone.points import OperatingPoint, PointLatency
+from search.study.bisection import last_within
 from spaces import ArchError, SRSpace, WDSRBArch, WDSRBlock
 
 LatencyFn = Callable[[WDSRBArch, OperatingPoint], float]

@@ -19,8 +19,10 @@ from typing import Any
 import torch
 
 import latency_models
-from latency_models.backends.torch_cpu import check_onednn
+from latency_models.backends.torch_cpu import check_onednn, conv_kernels
+from latency_models.interleave import InterleavedTiming, interleaved_ms
 from search.errors import UserError
+from search.latency import LatencyEstimator, make_estimator
 from search.settings import DeviceProfile
 
 BuildFn = Callable[[Any], torch.nn.Module]
@@ -61,7 +63,7 @@ class PointSet:
         if not cfg or not cfg.get("points"):
             raise UserError(f"device={device.name} lists no operating_points; strategy=allinone needs them "
                             "(see conf/device/cpu.yaml or s21.yaml)")
-        kind = str(cfg.get("kind", ""))
+        kind = str(cfg.get("kind") or "")
         points = []
         for i, p in enumerate(cfg["points"]):
             try:
@@ -103,35 +105,60 @@ def _onednn(value: Any, i: int) -> bool | None:
                         "false (torch's native kernels) or null (torch's default)") from None
 
 
+class AtPoint(torch.nn.Module):
+    """``module`` run at an operating point: its torch threads and conv kernels hold during each
+    forward, after ``before()`` (e.g. switching an All-in-One network to a sub-network), so that
+    differently configured timings can share one interleaved schedule."""
+
+    def __init__(self, module: torch.nn.Module, point: OperatingPoint,
+                 before: Callable[[], None] | None = None) -> None:
+        super().__init__()
+        if point.threads is None:
+            raise ValueError(f"operating point {point.name} is modelled, not measured")
+        self.module, self.point, self.before = module, point, before
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.before is not None:
+            self.before()
+        torch.set_num_threads(self.point.threads)  # type: ignore[arg-type]
+        with conv_kernels(self.point.onednn):
+            return self.module(x)
+
+
 class PointLatency:
-    """Latency in ms of architectures (or built modules) at each operating point.
+    """Latency in ms of architectures (or built modules) at each operating point, a thin per-point
+    adapter over the run's :class:`search.latency.LatencyEstimator` (built by
+    :func:`point_estimator`).
 
     Measured kind: ``module_ms(module, point)`` times the module on this host at the point's
-    thread count. Dvfs kind: ``arch_ms(arch, point)`` is the published model's estimate at
-    ``f_max`` scaled by ``f_max / f``.
+    thread count, and :meth:`interleaved` times several in interleaved rounds. Dvfs kind:
+    ``arch_ms(arch, point)`` is the estimator's figure (the device's model at ``f_max``) scaled by
+    ``f_max / f``.
     """
 
-    def __init__(self, pointset: PointSet, device: DeviceProfile, scale: int, build: BuildFn,
+    def __init__(self, pointset: PointSet, estimator: LatencyEstimator, build: BuildFn | None,
                  protocol: dict[str, Any] | None = None) -> None:
+        if pointset.kind == "dvfs" and estimator.measured:
+            raise UserError(f"device={estimator.device.name}'s operating points are frequency levels: their latency "
+                            "is modelled; use latency=published or latency=predictor")
         self.pointset = pointset
-        self.device = device
+        self.estimator = estimator
+        self.device = estimator.device
         self.build = build
         self.protocol = dict(protocol or {})
-        self.notes: list[str] = []
-        self._predictor = None
+        self.notes = estimator.notes
         if pointset.kind == "dvfs":
-            try:
-                self._predictor = latency_models.load_published(device.name, scale)
-            except latency_models.NoLatencyDataError as err:
-                raise UserError(str(err)) from None
             self.f_max = max(p.freq_mhz or 0.0 for p in pointset.points)
-            citation = self._predictor.manifest.get("provenance", {})
-            self.model_source = str(citation.get("citation") if isinstance(citation, dict) else citation)
         self._cache: dict[tuple[str, str], float] = {}
 
     @property
     def measured(self) -> bool:
         return self.pointset.measured
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """One LR frame of the device, ``(1, 3, H, W)``."""
+        return (1, 3, *self.device.lr_hw)
 
     def scale_of(self, point: OperatingPoint) -> float:
         """Modelled latency multiplier of ``point`` relative to the fastest level (dvfs only)."""
@@ -141,18 +168,33 @@ class PointLatency:
         """Latency of ``arch`` at ``point``: modelled (dvfs) or measured on a fresh build."""
         key = (arch.key, point.name)
         if key not in self._cache:
-            if self._predictor is not None:
-                base = float(self._predictor.predict_archs([arch], self.device.lr_hw)[0])
-                self._cache[key] = base * self.scale_of(point)
+            if not self.measured:
+                self._cache[key] = self.estimator.latency_ms(arch) * self.scale_of(point)
             else:
-                self._cache[key] = self.module_ms(self.build(arch), point)
+                self._cache[key] = self.module_ms(self.build(arch), point)  # type: ignore[misc]
         return self._cache[key]
 
     def module_ms(self, module: torch.nn.Module, point: OperatingPoint, **protocol: Any) -> float:
         """Median ms of ``module`` on a ``(1, 3, *lr_hw)`` input at ``point``'s threads (measured)."""
         if point.threads is None:
             raise ValueError(f"operating point {point.name} is modelled, not measured")
-        shape = (1, 3, *self.device.lr_hw)
         opts = {**self.protocol, **protocol}
-        return latency_models.measure(module, shape, backend="torch-cpu", threads=point.threads,
+        return latency_models.measure(module, self.shape, backend="torch-cpu", threads=point.threads,
                                       backend_options={"onednn": point.onednn}, **opts).median_ms
+
+    def interleaved(self, timed: Sequence[AtPoint], rounds: int,
+                    after: Callable[[int, float], None] | None = None) -> list[InterleavedTiming]:
+        """Each of ``timed`` once per round, in an order reversed every round, so that the host's
+        drift hits them alike (:func:`latency_models.interleave.interleaved_ms`); the protocol's
+        ``warmup`` and ``min_repeats`` give the warm-up runs and the runs per timing."""
+        return interleaved_ms([(m, self.shape) for m in timed], self.device.measure_threads, rounds=max(1, rounds),
+                              runs=int(self.protocol["min_repeats"]), warmup=int(self.protocol["warmup"]),
+                              after=after)
+
+
+def point_estimator(pointset: PointSet, device: DeviceProfile, latency_cfg: dict[str, Any], scale: int,
+                    build: BuildFn) -> LatencyEstimator:
+    """The run's estimator: thread-count points are timed on this host whatever the device's default
+    latency model; frequency levels scale the figures of the model ``latency=`` names."""
+    cfg = {**latency_cfg, "kind": "measured"} if pointset.measured else latency_cfg
+    return make_estimator(device, cfg, scale, build)

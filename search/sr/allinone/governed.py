@@ -1,14 +1,15 @@
 """The switched network under run-time level switching, for measured operating points.
 
-After each point has taken its level (:func:`search.allinone_levels.choose_levels`), the exported
+After each point has taken its level (:func:`search.sr.allinone.levels.choose_levels`), the exported
 network keeps every trained level, so that a point can step down to a smaller level when the host
 slows down and up to a larger one when it runs fast
 (:class:`tasks.sr.allinone_governor.LevelGovernor`), holding the latency every point was given.
 Levels a point chose carry the point's name; the others keep ``level<i>``.
 
-The final measurement then runs each point under its governor: per round, ``observations``
-short timings (``OBS_PROTOCOL``), each followed by the governor's decision. A point's latency is
-the median of all its observations; which levels served it, and how often, is recorded with it.
+The final measurement then runs each point under its governor
+(:func:`search.sr.allinone.measure.final_latency`): per round, ``observations`` timings, each
+followed by the governor's decision. A point's latency is the median of all its observations;
+which levels served it, and how often, is recorded with it (:func:`governed_summary`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from search.allinone_points import OperatingPoint, PointLatency
 from spaces import WDSRBArch
 from tasks.sr.allinone import AllInOneWDSRB
 from tasks.sr.allinone_governor import LevelGovernor
-
-OBS_PROTOCOL = {"warmup": 1, "min_repeats": 6, "max_repeats": 6, "window": 2}  # ~6 runs per observation
 
 
 def _level_names(chain_len: int, picked: Mapping[str, int]) -> dict[int, list[str]]:
@@ -51,20 +49,6 @@ def make_governors(model: AllInOneWDSRB, picked: Mapping[str, int], n_levels: in
         ms = {n: timed[i, point] for i, n in enumerate(ladder)}
         govs[point] = LevelGovernor(model, ladder, ms, ref_ms, start=point, band=band, ceiling_ms=ceiling_ms)
     return govs
-
-
-def governed_latency(govs: Mapping[str, LevelGovernor], point: OperatingPoint, lat: PointLatency,
-                     observations: int) -> list[float]:
-    """``observations`` short timings of ``point``'s governed network, the governor deciding after
-    each; returns them (ms)."""
-    gov = govs[point.name]
-    out = []
-    for _ in range(max(1, observations)):
-        gov.activate()
-        ms = lat.module_ms(gov.model, point, **OBS_PROTOCOL)
-        out.append(round(ms, 3))
-        gov.observe(ms)
-    return out
 
 
 def governed_summary(gov: LevelGovernor, evals_by_level: Mapping[str, dict[str, Any]]) -> dict[str, Any]:

@@ -22,84 +22,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UserError
-from search.meaning import check_meaning
-from search.progress import ProgressPrinter
 from search.settings import SearchSettings
-from search.storage import HeartbeatPolicy, open_storage, redact, retry_callback
+from search.study.meaning import check_meaning
+from search.study.progress import ProgressPrinter
+from search.study.samplers import directions, make_sampler, trial_seed
+from search.study.storage import HeartbeatPolicy, open_storage, redact, retry_callback
 
-LATENCY_CONSTRAINT = "latency_over_budget_ms"
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 STALE_REASON = "its worker stopped sending heartbeats (killed, preempted or hung); parameters re-queued"
 INTERRUPTED_REASON = "interrupted (Ctrl-C or SIGTERM); parameters re-queued"
-
-
-def trial_seed(seed: int, number: int) -> int:
-    """A 32-bit seed that depends only on the run's seed and the trial number."""
-    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
-
-
-class _PerTrialSeed:
-    """Sampler mixin: before each trial, reseed every random state of the sampler from
-    ``(seed, trial.number)``. A sequential run is reproducible, and concurrent workers sharing
-    one seed still draw different candidates (each trial number is taken once)."""
-
-    base_seed: int = 0
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        _reseed(self, trial_seed(self.base_seed, trial.number))
-        super().before_trial(study, trial)  # type: ignore[misc]
-
-
-def _reseed(sampler: object, seed: int, depth: int = 0) -> None:
-    for value in vars(sampler).values():
-        if isinstance(value, LazyRandomState):
-            value.rng.seed(seed)
-        elif isinstance(value, optuna.samplers.BaseSampler) and depth < 2:
-            _reseed(value, seed, depth + 1)  # e.g. TPE's random sampler for its startup trials
-
-
-class SeededTPESampler(_PerTrialSeed, optuna.samplers.TPESampler):
-    pass
-
-
-class SeededNSGAIISampler(_PerTrialSeed, optuna.samplers.NSGAIISampler):
-    pass
-
-
-class SeededRandomSampler(_PerTrialSeed, optuna.samplers.RandomSampler):
-    pass
-
-
-def make_sampler(settings: SearchSettings) -> optuna.samplers.BaseSampler:
-    opts = settings.strategy_options
-    sampler: _PerTrialSeed
-    if settings.strategy == "tpe":
-        sampler = SeededTPESampler(
-            seed=settings.seed,
-            n_startup_trials=int(opts.get("n_startup_trials", 10)),
-            multivariate=bool(opts.get("multivariate", True)),
-            constant_liar=True,  # concurrent workers see running trials as bad: no duplicates
-        )
-    elif settings.strategy == "nsga2":
-        sampler = SeededNSGAIISampler(seed=settings.seed,
-                                      population_size=int(opts.get("population_size", 12)))
-    else:
-        sampler = SeededRandomSampler(seed=settings.seed)
-    sampler.base_seed = settings.seed
-    return sampler  # type: ignore[return-value]
-
-
-def directions(settings: SearchSettings) -> list[str]:
-    """TPE and random maximise quality; NSGA-II also minimises latency (a Pareto front)."""
-    return ["maximize", "minimize"] if settings.strategy == "nsga2" else ["maximize"]
 
 
 def heartbeat_policy(settings: SearchSettings) -> HeartbeatPolicy:
@@ -303,26 +240,27 @@ def _loop(study: optuna.Study, guarded: _Guarded, settings: SearchSettings, prog
         failures_in_a_row = failures_in_a_row + 1 if last and last.state == TrialState.FAIL else 0
 
 
-def search_only_result(study: optuna.Study, settings: SearchSettings, task: str, device: str) -> dict[str, Any]:
-    """``result.json`` of a worker run with ``search.run_final=false``: the study's best
-    candidate so far (proxy-trained) and every trial; no final training, no exports."""
-    from search import report
-    from search.progress import best_feasible
+FINAL_CLAIM_SUFFIX = ".final"
 
-    best = best_feasible(study)
-    return {
-        "task": task,
-        "device": {"name": device},
-        "budget_ms": settings.budget_ms,
-        "final": "skipped (search.run_final=false): run the command without it to train the winner",
-        "best": None if best is None else {
-            "trial": best.number,
-            "arch": best.user_attrs.get("arch"),
-            "latency_ms": best.user_attrs.get("latency_ms"),
-            "val_psnr_proxy": best.user_attrs.get("val_psnr"),  # SR; any task: its objective values
-            "values": list(best.values),
-        },
-        "trials": report.trial_summary(study),
-        "study": {"name": settings.study_name, "storage": redact(settings.storage),
-                  "strategy": settings.strategy},
-    }
+
+def claim_final(study: optuna.Study, settings: SearchSettings) -> None:
+    """Claim the final training of ``study`` for this run directory, once per study: the claim
+    is a companion study whose creation the database makes atomic (a unique name), so of two
+    final commands on one shared study exactly one trains the winner. The same run directory
+    may claim again (a re-run resumes its own final training)."""
+    storage = study._storage
+    name = study.study_name + FINAL_CLAIM_SUFFIX
+    mine = {"run_dir": str(settings.run_dir.resolve()), "by": f"{socket.gethostname()}:{os.getpid()}",
+            "at_unix_s": round(time.time())}
+    try:
+        claim = optuna.create_study(study_name=name, storage=storage)
+        claim.set_user_attr("claim", mine)
+        return
+    except optuna.exceptions.DuplicatedStudyError:
+        held = optuna.load_study(study_name=name, storage=storage).user_attrs.get("claim") or {}
+    if held.get("run_dir") == mine["run_dir"]:
+        return
+    raise UserError(f"the final training of study {study.study_name!r} was claimed by {held.get('by', '?')} for "
+                    f"{held.get('run_dir', '?')}; its result is written there. Run this command with "
+                    f"hydra.run.dir={held.get('run_dir', 'DIR')} to resume it, search.run_final=false to add trials "
+                    "only, or another search.study_name")

@@ -1,0 +1,278 @@
+"""Schemas of conf/: field types here, values in the YAML (``MISSING`` means a YAML sets it).
+
+A field with a value here is one no YAML sets: that value is its only default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+# OmegaConf reads these annotations at run time; `X | None` is not understood there, so Optional.
+
+
+@dataclass
+class SearchConf:
+    n_trials: int = MISSING
+    timeout_s: float = MISSING
+    storage: str | None = MISSING
+    study_name: str | None = MISSING
+    near_budget: float = MISSING
+    run_final: bool = MISSING
+    heartbeat_s: int = MISSING
+    grace_s: int = MISSING
+    max_retry: int = MISSING
+    worker: int = MISSING
+
+
+@dataclass
+class DeviceConf:
+    name: str = MISSING
+    description: str = MISSING
+    lr_hw: list[int] = MISSING
+    budget_ms: float = MISSING
+    latency: str = MISSING
+    threads: int | None = MISSING
+    operating_points: dict[str, Any] | None = MISSING  # strategy=allinone; null where a device has none
+
+
+@dataclass
+class ShortData:
+    train_root: str | None = MISSING
+    eval_roots: Any = MISSING  # null or {name: folder}; Optional[Dict] cannot take a dict over null (OmegaConf)
+    root: str | None = MISSING
+
+
+@dataclass
+class ShortModel:
+    name: str | None = MISSING
+    checkpoint: str | None = MISSING
+
+
+@dataclass
+class Config:
+    task: Any = MISSING
+    device: DeviceConf = field(default_factory=DeviceConf)
+    strategy: Any = MISSING
+    latency: Any = MISSING
+    budget_ms: float | None = MISSING
+    seed: int = MISSING
+    data: ShortData = field(default_factory=ShortData)
+    model: ShortModel = field(default_factory=ShortModel)
+    profile: str = MISSING
+    search: SearchConf = field(default_factory=SearchConf)
+
+
+# --- task=sr, task=vit -------------------------------------------------------------------------
+
+@dataclass
+class SRSpaceConf:
+    min_blocks: int = MISSING
+    max_blocks: int = MISSING
+    channels: list[int] = MISSING
+    m1: list[int] = MISSING
+    m2: list[int] = MISSING
+
+
+@dataclass
+class SRDataConf:
+    train_root: str | None = MISSING
+    eval_roots: Any = MISSING  # null or {name: folder}; Optional[Dict] cannot take a dict over null (OmegaConf)
+    val_images: int = MISSING
+
+
+@dataclass
+class SRRecipeConf:
+    steps: int = MISSING
+    batch_size: int = MISSING
+    patch_hr: int = MISSING
+    lr: float = MISSING
+
+
+@dataclass
+class SRTask:
+    name: str = MISSING
+    scale: int = MISSING
+    space: SRSpaceConf = field(default_factory=SRSpaceConf)
+    data: SRDataConf = field(default_factory=SRDataConf)
+    proxy: SRRecipeConf = field(default_factory=SRRecipeConf)
+    final: SRRecipeConf = field(default_factory=SRRecipeConf)
+    baselines: list[str] = MISSING
+
+
+@dataclass
+class ViTModelConf:
+    name: str = MISSING
+    checkpoint: str | None = MISSING
+    img_size: int = MISSING
+    num_classes: int = MISSING
+
+
+@dataclass
+class ViTDataConf:
+    root: str | None = MISSING
+    val_images: int = MISSING
+
+
+@dataclass
+class ViTTeacherConf:
+    epochs: Any = MISSING  # int or float (0.3 in the smoke profile); it keys the teacher cache as written
+    batch_size: int = MISSING
+    lr: float = MISSING
+
+
+@dataclass
+class ViTProxyConf:
+    steps: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+
+
+@dataclass
+class ViTFinalConf(ViTProxyConf):
+    backbone_lr: float = MISSING
+    hard_steps: int = MISSING
+
+
+@dataclass
+class ViTTask:
+    name: str = MISSING
+    model: ViTModelConf = field(default_factory=ViTModelConf)
+    stages: list[int] | None = MISSING
+    keep_ratio: list[float] = MISSING
+    min_keep: float = MISSING
+    budget_fraction: float = MISSING
+    confirm_margin: float = MISSING
+    batch: int = MISSING
+    data: ViTDataConf = field(default_factory=ViTDataConf)
+    teacher: ViTTeacherConf = field(default_factory=ViTTeacherConf)
+    proxy: ViTProxyConf = field(default_factory=ViTProxyConf)
+    final: ViTFinalConf = field(default_factory=ViTFinalConf)
+
+
+# --- strategies ---------------------------------------------------------------------------------
+
+@dataclass
+class TPEConf:
+    name: str = MISSING
+    n_startup_trials: int = MISSING
+    multivariate: bool = MISSING
+    feasible_startup: int = MISSING
+
+
+@dataclass
+class NSGA2Conf:
+    name: str = MISSING
+    population_size: int = MISSING
+    feasible_startup: int = MISSING
+
+
+@dataclass
+class RandomConf:
+    name: str = MISSING
+
+
+@dataclass
+class DNASConf:
+    name: str = MISSING
+    warmup_steps: int = MISSING
+    width_steps: int = MISSING
+    joint_steps: int = MISSING
+    batch_size: int = MISSING
+    patch_hr: int = MISSING
+    lr: float = MISSING
+    lr_final: float = MISSING
+    arch_lr: float = MISSING
+    arch_optimizer: str = MISSING
+    latency_lambda: float = MISSING
+    arch_from: str = MISSING
+    tau_start: float = MISSING
+    tau_end: float = MISSING
+    search_channels: bool = MISSING
+    derive: str = MISSING
+    threshold: float = MISSING
+    tolerance: float = MISSING
+    select: str = MISSING
+    select_steps: int = MISSING
+    select_lr: float = MISSING
+    select_share: float = MISSING
+    final_init: str = MISSING
+    calibrate_steps: int = MISSING
+    checkpoint_every: int = MISSING
+    eval_every: int = MISSING
+
+
+@dataclass
+class AllInOneConf:
+    name: str = MISSING
+    target: float = MISSING
+    level: float | None = MISSING
+    spare_levels: int = MISSING
+    level_step: float = MISSING
+    headroom: float = MISSING
+    band: float = MISSING
+    channels: int = MISSING
+    m1: int = MISSING
+    m2: int = MISSING
+    points: list[str] | None = MISSING
+    n_random: int | None = MISSING
+    top_weight: float = MISSING
+    governor: bool = MISSING
+    observations: int = MISSING
+    compare_alone: bool = MISSING
+    search_rounds: int = MISSING
+    final_rounds: int = MISSING
+    switch_trials: int = MISSING
+    eval_sets: list[str] | None = MISSING
+    measure: dict[str, int] = MISSING
+
+
+# --- latency models -----------------------------------------------------------------------------
+
+@dataclass
+class LatencyConf:
+    kind: str = MISSING
+    # A space reaching outside the latency model's fitted range is refused; true: search it, and
+    # result.json flags every extrapolated prediction.
+    allow_extrapolation: bool = False
+
+
+@dataclass
+class MeasuredLatencyConf(LatencyConf):
+    backend: str = MISSING
+    warmup: int = MISSING
+    min_repeats: int = MISSING
+    max_repeats: int = MISSING
+    max_seconds: float = MISSING
+
+
+@dataclass
+class PredictorLatencyConf(LatencyConf):
+    path: str | None = MISSING
+    quantile: float | None = MISSING
+
+
+SCHEMAS: dict[tuple[str | None, str], Any] = {
+    (None, "schema"): Config,
+    ("schema/task", "sr"): SRTask,
+    ("schema/task", "vit"): ViTTask,
+    ("schema/strategy", "tpe"): TPEConf,
+    ("schema/strategy", "nsga2"): NSGA2Conf,
+    ("schema/strategy", "random"): RandomConf,
+    ("schema/strategy", "dnas"): DNASConf,
+    ("schema/strategy", "allinone"): AllInOneConf,
+    ("schema/latency", "plain"): LatencyConf,
+    ("schema/latency", "measured"): MeasuredLatencyConf,
+    ("schema/latency", "predictor"): PredictorLatencyConf,
+}
+
+
+def register() -> None:
+    """Store every schema in Hydra's ConfigStore (idempotent); call before composing conf/. Each
+    YAML of a group names its own, e.g. ``- /schema/task/sr@_here_`` in conf/task/sr.yaml."""
+    store = ConfigStore.instance()
+    for (group, name), node in SCHEMAS.items():
+        store.store(group=group, name=name, node=node)

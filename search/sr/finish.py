@@ -1,0 +1,111 @@
+"""What every SR strategy ends with, whatever found the architecture: the final training
+(resumable), ``model.pt``, ``arch.json``, ``model.onnx``, the baselines trained with the same
+recipe, ``pareto.png``, ``report.md`` and the typed result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import tasks.sr as sr
+from search import report
+from search.latency import LatencyEstimator, make_estimator
+from search.result import Result, budget_rule, device_info
+from search.settings import RunContext
+from search.sr.task import SRData, SRSettings, baseline_archs, check_budget, load_data, train_and_evaluate
+from spaces import save_arch
+from tasks.sr.evaluate import evaluate
+
+PlotFn = Callable[[dict[str, Any], dict[str, Any], Path], None]
+
+
+@dataclass(frozen=True)
+class SRJob:
+    """What every SR strategy shares: the run's context, the task's settings, its latency
+    estimator (checked against the budget) and its data."""
+
+    ctx: RunContext
+    sr: SRSettings
+    estimator: LatencyEstimator
+    data: SRData
+    floor_ms: float
+
+    @staticmethod
+    def prepare(ctx: RunContext) -> SRJob:
+        sr_settings = SRSettings.from_task(ctx.task, ctx.settings.seed, ctx.device.train_threads)
+        estimator = make_estimator(ctx.device, ctx.latency, sr_settings.space.scale, sr.build_model)
+        floor_ms = check_budget(sr_settings.space, estimator, ctx.settings.budget_ms)
+        return SRJob(ctx, sr_settings, estimator, load_data(sr_settings, ctx.settings.seed), floor_ms)
+
+
+@dataclass
+class Found:
+    """What a strategy found: the architecture, its latency, how it was found (``info``: e.g.
+    ``trial``, ``val_psnr_proxy``), its trials, how to draw it (``plot(baselines, best, path)``),
+    the runner's own result sections (``extras``) and optionally weights the final training
+    fine-tunes instead of starting afresh (dnas: the supernet's)."""
+
+    arch: Any
+    latency_ms: float
+    info: dict[str, Any]
+    plot: PlotFn
+    study: dict[str, Any]
+    trials: dict[str, Any] | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    init_state: dict[str, Any] | None = None
+
+
+def finish_sr(job: SRJob, found: Found) -> Result:
+    run_dir, arch, data = job.ctx.run_dir, found.arch, job.data
+    model, best_scores = train_and_evaluate(arch, job.sr.final, data.final_patches, data.evals, "searched",
+                                            checkpoint=run_dir / "final_checkpoint.pt", init_state=found.init_state)
+    best_scores["val_psnr"] = evaluate(model, data.val, arch.scale)["psnr"] if data.val else None
+    sr.save_weights(model, run_dir / "model.pt")
+    save_arch(arch, run_dir / "arch.json", scale=arch.scale, latency_ms=found.latency_ms)
+    onnx_diff = sr.export_onnx(model, run_dir / "model.onnx", check=True)
+    baselines = train_baselines(job)
+    best = {
+        "arch": arch.to_dict(), "arch_key": arch.key, **found.info, "latency_ms": found.latency_ms,
+        "latency_source": job.estimator.describe(), "latency_extrapolated": job.estimator.extrapolated.get(arch.key),
+        "measured_latency_ms": _measure_on_host(model, job) if job.estimator.measured else None,
+        **best_scores, "onnx_max_abs_diff": onnx_diff,
+    }
+    result = Result(task="sr", strategy=job.ctx.settings.strategy, device=device_info(job.ctx.device),
+                    budget_ms=job.ctx.settings.budget_ms, budget_rule=budget_rule(job.ctx.settings, job.ctx.device), best=best,
+                    study=found.study, trials=found.trials, extras={"baselines": baselines, **found.extras})
+    found.plot(baselines, best, run_dir / "pareto.png")
+    report.write_sr_report(result, run_dir / "report.md")
+    return result
+
+
+def train_baselines(job: SRJob) -> dict[str, Any]:
+    """Every configured baseline trained with the winner's recipe and scored on the same sets."""
+    baselines: dict[str, Any] = {}
+    data, scale = job.data, job.sr.space.scale
+    for name, base_arch in baseline_archs(job.sr.baselines, scale).items():
+        base_model, scores = train_and_evaluate(base_arch, job.sr.final, data.final_patches, data.evals, name)
+        scores["val_psnr"] = evaluate(base_model, data.val, scale)["psnr"]
+        scores["arch"] = base_arch.to_dict()
+        scores["latency_ms"] = _baseline_latency(job.estimator, base_arch)
+        baselines[name] = scores
+    return baselines
+
+
+def _baseline_latency(estimator: LatencyEstimator, arch: Any) -> float | None:
+    """Baselines outside the modelled space (e.g. FSRCNN under a per-block WDSR-B model) get None."""
+    try:
+        return estimator.latency_ms(arch)
+    except (ValueError, TypeError, NotImplementedError, KeyError) as err:
+        estimator.notes.append(f"{arch.family}: latency not modelled ({err})")
+        return None
+
+
+def _measure_on_host(model: torch.nn.Module, job: SRJob) -> float:
+    import latency_models
+
+    shape = (1, 3, *job.ctx.device.lr_hw)
+    return latency_models.measure(model, shape, backend="torch-cpu", threads=job.ctx.device.measure_threads).median_ms

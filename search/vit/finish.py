@@ -1,0 +1,133 @@
+"""What every ViT strategy ends with, whatever chose the keep rates: fine-tuning (``task.final``,
+distilled from the teacher), the EViT baseline at the same keep rates and the teacher timed and
+scored beside it, ``model.pt``, ``arch.json``, ``model.onnx``, ``pareto.png``, ``report.md`` and
+the typed result."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+
+import tasks.vit as vit
+from search import report
+from search.errors import UserError
+from search.result import Result, device_info, study_info
+from search.vit.prepare import ViTSetup
+from search.vit.report import plot_final, write_vit_report
+from search.vit.task import ViTData, pruned
+from spaces import save_arch
+from spaces.atomic import atomic_path
+from spaces.vit import TokenPruneArch
+
+FINAL_ROUNDS = 5  # interleaved rounds of the final timing (searched, EViT, unpruned)
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a strategy chose: the architecture, its latency during the search (ms), how it was
+    chosen (words), further ``best`` entries (``info``: e.g. ``trial``), and either the study it
+    came from (Optuna: summarised and drawn) or the search's own record (``search``)."""
+
+    arch: TokenPruneArch
+    latency_ms: float
+    chosen_by: str
+    info: dict[str, Any] = field(default_factory=dict)
+    study: optuna.Study | None = None
+    search: dict[str, Any] | None = None
+
+
+def finish_vit(setup: ViTSetup, found: Found) -> Result:
+    """Fine-tune ``found.arch``'s selectors and backbone, measure it against EViT and the teacher,
+    export, write the report and the plot; the run's :class:`Result`."""
+    arch, teacher = found.arch, setup.teacher
+    student = pruned(teacher, arch)
+    log = vit.train_selectors(student, copy.deepcopy(teacher), setup.data.train, setup.cfg.final)
+    evit = vit.evit_baseline(copy.deepcopy(teacher), arch.keep_rates, arch.stages).eval()
+    models = {"searched": student, "evit": evit, "unpruned": teacher}
+    measured = setup.timed_ms(models, FINAL_ROUNDS)
+    scores = {name: _top1(model, setup.data) for name, model in models.items()}
+    onnx_check = _write_model(setup, student, found)
+    baselines = {
+        "evit": {"latency_ms": measured["evit"], **scores["evit"], "keep_rates": list(arch.keep_rates),
+                 "training": "none (EViT-style, class-token attention)"},
+        "unpruned": {"latency_ms": measured["unpruned"], **scores["unpruned"], "teacher": setup.teacher_info},
+    }
+    best = {"arch": arch.to_dict(), "arch_key": arch.key, "chosen_by": found.chosen_by, **found.info,
+            "latency_ms": found.latency_ms, "measured_latency_ms": measured["searched"],
+            "latency_source": setup.estimator.describe(), **scores["searched"],
+            "top1_drop_vs_teacher": scores["unpruned"]["test_top1"] - scores["searched"]["test_top1"],
+            # timed side by side with the unpruned model at the end: immune to the host's speed
+            # moving between setting the budget and the final measurement
+            "latency_ratio_to_unpruned": measured["searched"] / measured["unpruned"],
+            "meets_budget": setup.meets_budget(measured["searched"], measured["unpruned"]),
+            "finetune": {"steps": log.steps, "seconds": round(log.seconds, 1)},
+            "onnx_max_abs_diff": onnx_check["max_abs_diff"], "onnx_check": onnx_check}
+    result = _result(setup, found, best, baselines)
+    _draw(setup, found, result)
+    write_vit_report(result, setup.ctx.run_dir / "report.md")
+    return result
+
+
+def _result(setup: ViTSetup, found: Found, best: dict[str, Any], baselines: dict[str, Any]) -> Result:
+    ctx = setup.ctx
+    extras: dict[str, Any] = {"baselines": baselines}
+    if found.study is None:
+        extras["search"] = found.search or {}
+    return Result(task="vit", strategy=ctx.settings.strategy, device=device_info(ctx.device),
+                  budget_ms=setup.budget_ms, budget_rule=setup.budget_rule, best=best,
+                  study=study_info(ctx.settings),
+                  trials=None if found.study is None else report.trial_summary(found.study), extras=extras)
+
+
+def _draw(setup: ViTSetup, found: Found, result: Result) -> None:
+    """``pareto.png``: every trial where there is a study, else the chosen model alone."""
+    path = setup.ctx.run_dir / "pareto.png"
+    title = f"ViT token pruning on {setup.ctx.device.name}: validation top-1 vs latency"
+    if found.study is None:
+        plot_final(result, path, title)
+    else:
+        report.write_pareto(found.study, setup.budget_ms, result.extras["baselines"], path, title=title,
+                            quality_key="val_top1", quality_label="top-1 (%)")
+
+
+def _top1(model: torch.nn.Module, data: ViTData) -> dict[str, float]:
+    """Top-1 in percent on the held-out test images and on the validation split."""
+    return {"test_top1": 100.0 * vit.evaluate_top1(model, data.test),
+            "val_top1": 100.0 * vit.evaluate_top1(model, data.val)}
+
+
+def _write_model(setup: ViTSetup, student: torch.nn.Module, found: Found) -> dict[str, Any]:
+    """``model.pt`` (state dict), ``arch.json`` and ``model.onnx``; the ONNX check's figures."""
+    run_dir = setup.ctx.run_dir
+    with atomic_path(run_dir / "model.pt") as tmp:
+        torch.save(student.state_dict(), tmp)
+    save_arch(found.arch, run_dir / "arch.json", latency_ms=found.latency_ms)
+    return export_checked(student, run_dir / "model.onnx", setup.shape, setup.data)
+
+
+def export_checked(model: torch.nn.Module, path: Path, shape: tuple[int, ...], data: ViTData) -> dict[str, Any]:
+    """Export to ONNX and compare with PyTorch on a batch of held-out images (logits, per image).
+
+    Top-k token selection is a hard decision: where two tokens score within float rounding of
+    each other, onnxruntime and PyTorch may keep different ones and that image's logits move by
+    ~1e-3 (seen once in a smoke run with a near-untrained selector). One such image in a batch is
+    reported; more than that fails the export.
+    """
+    images = next(iter(vit.data.iter_batches(data.test, shape[0])))[0][: shape[0]]
+    vit.export_onnx(model, path, shape)
+    with torch.inference_mode():
+        expected = model.eval()(images).numpy()
+    got = vit.run_onnx(path, images)
+    per_image = np.abs(got - expected).reshape(len(images), -1).max(axis=1)
+    off = int((per_image > 1e-3).sum())
+    if off > 1:
+        raise UserError(f"ONNX export of the pruned ViT differs from PyTorch on {off} of {len(images)} images "
+                        f"(max {per_image.max():.2e})")
+    return {"max_abs_diff": float(per_image.max()), "median_abs_diff": float(np.median(per_image)),
+            "images": len(images), "images_over_1e-3": off}

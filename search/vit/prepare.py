@@ -1,0 +1,119 @@
+"""What every ViT strategy starts from: the task's settings, data, teacher (trained once and
+cached), space, latency estimator and the budget (given, or a fraction of the unpruned model's
+latency), and how candidates are timed side by side after the search."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from latency_models.interleave import interleaved_ms
+from search.errors import UserError
+from search.latency import LatencyEstimator, make_estimator
+from search.settings import RunContext
+from search.vit.task import ViTData, ViTSettings, build_space, load_teacher, load_vit_data, pruned
+from spaces.vit import TokenPruneSpace
+
+# Timing side by side after the search (re-timing, the final figures): per round, as many runs
+# as latency_models.measure's least (its default protocol), after as many warm-up runs.
+TIMED_RUNS = 10
+TIMED_WARMUP = 5
+# The budget's two references are timed alternately this many times (least of the figures), so
+# that a burst of load elsewhere does not decide the budget or refuse a feasible one.
+REFERENCE_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class ViTSetup:
+    """What every ViT strategy shares. ``ctx.settings.budget_ms`` is the run's budget (derived
+    from the unpruned model's latency unless one was given)."""
+
+    ctx: RunContext
+    cfg: ViTSettings
+    data: ViTData
+    teacher: torch.nn.Module
+    teacher_info: dict[str, Any]
+    space: TokenPruneSpace
+    estimator: LatencyEstimator
+
+    @property
+    def budget_ms(self) -> float:
+        return self.ctx.settings.budget_ms
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return input_shape(self.cfg, self.data)
+
+    @property
+    def fraction(self) -> float | None:
+        """The budget as a share of the unpruned model's latency; None where budget_ms was given."""
+        return None if self.ctx.settings.budget_given else self.cfg.budget_fraction
+
+    @property
+    def budget_rule(self) -> str:
+        return "given" if self.fraction is None else f"{self.fraction:g} x unpruned latency"
+
+    def meets_budget(self, ms: float, unpruned_ms: float | None, margin: float = 0.0) -> bool:
+        """Within budget, ``margin`` (a fraction) of it left free: ``ms / unpruned_ms`` against the
+        fraction where the budget is one (both timed side by side), else ``ms`` against budget_ms."""
+        keep = 1.0 - margin
+        if self.fraction is not None and unpruned_ms:
+            return ms / unpruned_ms <= self.fraction * keep
+        return ms <= self.budget_ms * keep
+
+    def timed_ms(self, models: dict[str, torch.nn.Module], rounds: int) -> dict[str, float]:
+        """Measured ms of each model on this host, timed interleaved (``latency_models.interleave``:
+        order reversed every round, the least round median)."""
+        timings = interleaved_ms([(model.eval(), self.shape) for model in models.values()],
+                                 self.ctx.device.measure_threads, rounds=rounds, runs=TIMED_RUNS,
+                                 warmup=TIMED_WARMUP)
+        return {name: timing.ms for name, timing in zip(models, timings)}
+
+
+def prepare_vit(ctx: RunContext) -> ViTSetup:
+    """Data, teacher, space, latency estimator and the budget; refuses a budget below the most
+    pruned member."""
+    _refuse_published(ctx)
+    seed = ctx.settings.seed
+    cfg = ViTSettings.from_task(ctx.task, seed)
+    data = load_vit_data(cfg, seed)
+    teacher, teacher_info = load_teacher(cfg, data, seed)
+    space = build_space(cfg, teacher, data.in_chans)
+    estimator = make_estimator(ctx.device, ctx.latency, 0, lambda arch: pruned(teacher, arch),
+                               input_shape(cfg, data))
+    unpruned_ms, floor_ms = reference_ms(estimator, [space.unpruned(), space.most_pruned()])
+    settings = ctx.settings
+    budget_ms = settings.budget_ms if settings.budget_given else cfg.budget_fraction * unpruned_ms
+    if floor_ms > budget_ms:
+        raise UserError(f"budget_ms={budget_ms:.2f} is below the most pruned model "
+                        f"({floor_ms:.2f} ms at keep rate {space.min_keep}); raise it")
+    print(f"task=vit {cfg.model_name} device={ctx.device.name}: unpruned {unpruned_ms:.2f} ms, budget "
+          f"{budget_ms:.2f} ms; latency: {estimator.source}")
+    ctx = replace(ctx, settings=replace(settings, budget_ms=budget_ms))
+    return ViTSetup(ctx, cfg, data, teacher, teacher_info, space, estimator)
+
+
+def input_shape(cfg: ViTSettings, data: ViTData) -> tuple[int, int, int, int]:
+    """One timed inference's input (B, C, H, W): ``task.batch`` images."""
+    return (cfg.batch, data.in_chans, cfg.img_size, cfg.img_size)
+
+
+def reference_ms(estimator: LatencyEstimator, archs: Sequence[Any]) -> list[float]:
+    """Each arch's least figure over :data:`REFERENCE_ROUNDS` alternating rounds of the run's own
+    estimator (the statistic the trials are timed with; a predictor gives the same every round)."""
+    rounds = []
+    for _ in range(REFERENCE_ROUNDS):
+        estimator.forget()
+        rounds.append(estimator.latencies_ms(list(archs)))
+    return [min(values) for values in zip(*rounds)]
+
+
+def _refuse_published(ctx: RunContext) -> None:
+    kind = ctx.latency["kind"]
+    if (ctx.device.latency if kind == "auto" else kind) == "published":
+        raise UserError(f"device={ctx.device.name} has published latency data for SR blocks only; for ViTs use "
+                        "device=cpu, or collect timings on the device (python -m latency_models collect) "
+                        "and pass latency=predictor latency.path=FILE")

@@ -1,0 +1,66 @@
+"""The ViT run's ``report.md`` and, where no study was run (keep_schedule), its final plot; both
+read the typed :class:`~search.result.Result`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from search import report
+from search.result import Result
+from spaces.atomic import write_text_atomic
+
+
+def write_vit_report(result: Result, path: Path) -> None:
+    """The searched model against EViT at the same keep rates and the unpruned teacher."""
+    assert result.best is not None, "a search-only result has no report"
+    best, base = result.best, result.extras["baselines"]
+    arch = best["arch"]
+    rows = [
+        "| model | keep rates | measured latency (ms) | held-out top-1 (%) |",
+        "| --- | --- | --- | --- |",
+        f"| **searched, fine-tuned selectors** | {arch['keep_rates']} | "
+        f"{best['measured_latency_ms']:.2f} | {best['test_top1']:.2f} |",
+        f"| EViT-style, training-free | {base['evit']['keep_rates']} | {base['evit']['latency_ms']:.2f} | "
+        f"{base['evit']['test_top1']:.2f} |",
+        f"| unpruned teacher | 1.0 | {base['unpruned']['latency_ms']:.2f} | {base['unpruned']['test_top1']:.2f} |",
+    ]
+    lines = [
+        f"# ViT token-pruning search on {result.device['name']}",
+        "",
+        f"Budget: {result.budget_ms:.2f} ms ({result.budget_rule}); "
+        f"latency source: {best['latency_source']['source']}.",
+        f"Searched keep rates {arch['keep_rates']} at stages {arch['stages']} "
+        f"({best['chosen_by']}, {result.strategy}).",
+        f"Measured after fine-tuning: {best['measured_latency_ms']:.2f} ms "
+        f"({best['latency_ratio_to_unpruned']:.2f} x the unpruned model timed beside it), "
+        f"{'within' if best['meets_budget'] else 'OVER'} the budget"
+        f"{'' if result.budget_rule == 'given' else ' (judged by that ratio)'}; top-1 drop vs teacher "
+        f"{best['top1_drop_vs_teacher']:.2f} points.",
+        "",
+        *rows,
+        "",
+        _search_line(result),
+        "",
+    ]
+    write_text_atomic(path, "\n".join(lines))
+
+
+def _search_line(result: Result) -> str:
+    if result.trials is not None:
+        t = result.trials
+        return f"Trials: {t['n_total']} in total, {t['n_trained']} trained, {t['n_feasible']} within budget. See pareto.png."
+    summary = (result.extras.get("search") or {}).get("summary") or ""
+    return f"No trials ({result.strategy}): {summary} See pareto.png."
+
+
+def plot_final(result: Result, path: Path, title: str) -> None:
+    """No population to draw: the chosen model against the baselines and the budget."""
+    import matplotlib.pyplot as plt  # search.report chose the Agg backend on import
+
+    assert result.best is not None
+    best = result.best
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.scatter([best["measured_latency_ms"]], [best["val_top1"]], c="tab:red", s=60, label="searched (fine-tuned)")
+    ax.axvline(result.budget_ms, ls="--", c="tab:red", lw=1, label=f"budget {result.budget_ms:.1f} ms")
+    report.mark_baselines(ax, result.extras["baselines"], "val_top1", best["measured_latency_ms"])
+    report.finish_plot(fig, ax, path, title, "measured latency (ms)", "top-1 (%)")
