@@ -1,6 +1,6 @@
 """Token-pruning speedup of timm ViTs on this CPU (random init: latency does not depend on weights).
 
-    python benchmarks/vit_speedup.py [--repeats 50] [--batch 1] [--models deit_tiny_patch16_224 ...]
+    python benchmarks/vit_speedup.py [--rounds 15] [--batch 1] [--models deit_tiny_patch16_224 ...]
     python benchmarks/vit_speedup.py --runtime onnxruntime     # the exported ONNX models in onnxruntime
     python benchmarks/vit_speedup.py --methods selector bound  # against the no-scoring bound
 
@@ -12,18 +12,17 @@ before blocks 3, 6, 9 (0-based) by default, as SPViT.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import timm
 import torch
 
+from latency_models.interleave import InterleavedTiming, Speedup, interleaved_calls, speedup_of
 from spaces.vit import default_stages, kept_tokens
 from tasks.vit import evit_baseline, patch_token_selectors
-from tasks.vit.timing import SpeedRow, measure_speedup
 
 
 class SliceBound(torch.nn.Module):
@@ -47,10 +46,10 @@ class SliceBound(torch.nn.Module):
         return vit.forward_head(vit.norm(x))
 
 
-def ort_speedup(full: torch.nn.Module, pruned: torch.nn.Module, images: torch.Tensor, threads: int,
-                warmup: int, repeats: int) -> SpeedRow:
-    """As :func:`measure_speedup`, for both models exported to ONNX and run in onnxruntime (CPU,
-    ``threads`` intra-op threads, full graph optimisation), runs interleaved."""
+def ort_speedup(full: torch.nn.Module, pruned: torch.nn.Module, shape: tuple[int, ...], threads: int,
+                rounds: int) -> Speedup:
+    """As :func:`speedup_of`, for both models exported to ONNX and run in onnxruntime (CPU,
+    ``threads`` intra-op threads, full graph optimisation), timed in the same interleaved rounds."""
     import onnxruntime as ort
 
     from latency_models.backends.onnx_export import export_onnx
@@ -58,21 +57,13 @@ def ort_speedup(full: torch.nn.Module, pruned: torch.nn.Module, images: torch.Te
     sessions = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, model in enumerate((full, pruned)):
-            path = export_onnx(model.eval(), tuple(images.shape), Path(tmp) / f"m{i}.onnx")
+            path = export_onnx(model.eval(), shape, Path(tmp) / f"m{i}.onnx")
             opts = ort.SessionOptions()
             opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
             sessions.append(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
-    feed = {sessions[0].get_inputs()[0].name: images.numpy().astype(np.float32)}
-    times: dict[int, list[float]] = {0: [], 1: []}
-    for _ in range(warmup):
-        for sess in sessions:
-            sess.run(None, feed)
-    for r in range(repeats):
-        for which in ((0, 1) if r % 2 == 0 else (1, 0)):
-            start = time.perf_counter()
-            sessions[which].run(None, feed)
-            times[which].append(time.perf_counter() - start)
-    return SpeedRow(threads, images.shape[0], 1e3 * statistics.median(times[0]), 1e3 * statistics.median(times[1]))
+    feed = {sessions[0].get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
+    rows = interleaved_calls([partial(sess.run, None, feed) for sess in sessions], rounds=rounds, warmup=3)
+    return Speedup(*(InterleavedTiming(min(r), tuple(r), threads) for r in rows))
 
 
 def main() -> None:
@@ -83,16 +74,14 @@ def main() -> None:
     parser.add_argument("--batch", nargs="+", type=int, default=[1])
     parser.add_argument("--methods", nargs="+", default=["selector", "evit"], choices=["selector", "evit", "bound"],
                         help="bound: first tokens kept, no scoring (SliceBound): the fastest any method can be")
-    parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (3 runs each)")
     parser.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch")
     args = parser.parse_args()
-    timed = measure_speedup if args.runtime == "torch" else ort_speedup
+    timed = speedup_of if args.runtime == "torch" else ort_speedup
 
     print(f"runtime: {args.runtime}")
-    print("| model | method | threads | batch | full ms | pruned ms | speedup |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    gen = torch.Generator().manual_seed(0)
+    print("| model | method | threads | batch | full ms | pruned ms | speedup (median of round ratios) | spread |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.models:
         model = timm.create_model(name, pretrained=False).eval()
         size = model.patch_embed.img_size
@@ -104,10 +93,10 @@ def main() -> None:
                 pruned = build(model, args.keep_rates).eval()
             for threads in args.threads:
                 for batch in args.batch:
-                    images = torch.randn(batch, 3, *size, generator=gen)
-                    row = timed(model, pruned, images, threads, args.warmup, args.repeats)
-                    print(f"| {name} | {method} | {threads} | {batch} | {row.full_ms:.1f} | "
-                          f"{row.pruned_ms:.1f} | {row.speedup:.2f} |", flush=True)
+                    row = timed(model, pruned, (batch, 3, *size), threads, rounds=args.rounds)
+                    print(f"| {name} | {method} | {threads} | {batch} | {row.base.ms:.1f} | "
+                          f"{row.other.ms:.1f} | {row.ratio:.2f} | {max(row.base.spread, row.other.spread):.2f} |",
+                          flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
@@ -33,13 +34,35 @@ class InterleavedTiming:
         return max(self.round_ms) / min(self.round_ms)
 
 
-def _time_once(module: nn.Module, x: torch.Tensor, runs: int) -> float:
+def _time_once(call: Callable[[], object], runs: int) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        module(x)
+        call()
         times.append((time.perf_counter() - start) * 1e3)
     return statistics.median(times)
+
+
+def interleaved_calls(calls: Sequence[Callable[[], object]], *, rounds: int = 5, runs: int = 3,
+                      warmup: int = 2, after: Callable[[int, float], None] | None = None) -> list[list[float]]:
+    """Per-round medians (ms) of each of ``calls``, timed in rounds whose order reverses each round.
+
+    Any runtime: a torch module, an onnxruntime session, a TFLite interpreter, wrapped as a call
+    with its input bound. ``runs`` calls per item per round; ``after(i, ms)`` follows each timing.
+    """
+    if rounds < 1 or runs < 1:
+        raise ValueError(f"rounds and runs must be at least 1, got {rounds} and {runs}")
+    per_round: list[list[float]] = [[] for _ in calls]
+    for call in calls:
+        for _ in range(warmup):
+            call()
+    for r in range(rounds):
+        order = range(len(calls)) if r % 2 == 0 else reversed(range(len(calls)))
+        for i in order:
+            per_round[i].append(_time_once(calls[i], runs))
+            if after is not None:
+                after(i, per_round[i][-1])
+    return per_round
 
 
 @torch.inference_mode()
@@ -53,25 +76,14 @@ def interleaved_ms(models: Sequence[tuple[nn.Module, Sequence[int]]], threads: i
     a caller whose module changes what it runs between timings (a run-time governor picking the
     next level) decides there. The previous torch thread count is restored.
     """
-    if rounds < 1 or runs < 1:
-        raise ValueError(f"rounds and runs must be at least 1, got {rounds} and {runs}")
     items = list(models) + ([reference] if reference is not None else [])
     gen = torch.Generator().manual_seed(0)
-    inputs = [torch.randn(tuple(shape), generator=gen) for _, shape in items]
+    calls = [partial(module.eval(), torch.randn(tuple(shape), generator=gen)) for module, shape in items]
+    told = None if after is None else (lambda i, ms: after(i, ms) if i < len(models) else None)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    per_round: list[list[float]] = [[] for _ in items]
     try:
-        for (module, _), x in zip(items, inputs):
-            module.eval()
-            for _ in range(warmup):
-                module(x)
-        for r in range(rounds):
-            order = range(len(items)) if r % 2 == 0 else reversed(range(len(items)))
-            for i in order:
-                per_round[i].append(_time_once(items[i][0], inputs[i], runs))
-                if after is not None and i < len(models):
-                    after(i, per_round[i][-1])
+        per_round = interleaved_calls(calls, rounds=rounds, runs=runs, warmup=warmup, after=told)
     finally:
         torch.set_num_threads(before)
     if reference is not None:
@@ -79,3 +91,23 @@ def interleaved_ms(models: Sequence[tuple[nn.Module, Sequence[int]]], threads: i
         nominal = statistics.median(ref)
         per_round = [[m * nominal / rm for m, rm in zip(rows, ref)] for rows in per_round]
     return [InterleavedTiming(min(rows), tuple(rows), threads) for rows in per_round]
+
+
+@dataclass(frozen=True)
+class Speedup:
+    """Two timings taken side by side: ``ratio`` is the median over rounds of base/other, each
+    round's pair measured back to back, so drift between rounds cancels."""
+
+    base: InterleavedTiming
+    other: InterleavedTiming
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(b / o for b, o in zip(self.base.round_ms, self.other.round_ms))
+
+
+def speedup_of(base: nn.Module, other: nn.Module, shape: Sequence[int], threads: int = 1, *,
+               rounds: int = 10, runs: int = 3, warmup: int = 3) -> Speedup:
+    """How much faster ``other`` runs than ``base`` on an input of ``shape`` (torch-cpu)."""
+    timed = interleaved_ms([(base, shape), (other, shape)], threads, rounds=rounds, runs=runs, warmup=warmup)
+    return Speedup(*timed)

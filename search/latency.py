@@ -24,6 +24,7 @@ import latency_models
 from latency_models.predictors.base import LatencyPredictor
 from latency_models.predictors.published import PublishedBlockPredictor
 from latency_models.predictors.surrogate import SRSurrogate
+from search.config.schema import MeasuredLatencyConf
 from search.errors import UserError
 from search.settings import DeviceProfile
 
@@ -141,10 +142,10 @@ def _published(device: DeviceProfile, scale: int) -> LatencyEstimator:
 def _measured(device: DeviceProfile, build: BuildFn, options: dict[str, Any],
               input_shape: tuple[int, ...]) -> LatencyEstimator:
     threads = device.measure_threads
-    backend = options.get("backend") or "torch-cpu"  # All-in-One thread points time here under any latency=
-    # Bounded so that timing one candidate costs seconds, not minutes, on a busy machine.
-    protocol = {"warmup": 3, "min_repeats": 7, "max_repeats": 25, "max_seconds": 10.0}
-    protocol.update({k: options[k] for k in protocol if k in options})
+    base = MeasuredLatencyConf()
+    protocol = {k: options[k] if k in options else getattr(base, k)
+                for k in ("backend", "warmup", "min_repeats", "max_repeats", "max_seconds")}
+    backend = protocol.pop("backend")
     if device.name != "cpu" and backend.startswith("torch-cpu"):
         raise UserError(
             f"latency=measured times candidates on this host, but device={device.name} is not this host; "

@@ -242,11 +242,13 @@ class LatencyConf:
 
 @dataclass
 class MeasuredLatencyConf(LatencyConf):
-    backend: str = MISSING
-    warmup: int = MISSING
-    min_repeats: int = MISSING
-    max_repeats: int = MISSING
-    max_seconds: float = MISSING
+    # The protocol's only defaults: All-in-One's thread points time with it under any latency=.
+    # Bounded so that timing one candidate costs seconds, not minutes, on a busy machine.
+    backend: str = "torch-cpu"
+    warmup: int = 3
+    min_repeats: int = 7
+    max_repeats: int = 25
+    max_seconds: float = 10.0
 
 
 @dataclass

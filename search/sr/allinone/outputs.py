@@ -43,13 +43,15 @@ def point_row(run: Run, c: PointChoice, switched_ms: dict[str, float], fixed_ms:
 
 def result_of(run: Run, rows: list[dict[str, Any]], switch: dict[str, float], export: dict[str, Any],
             n_random: int) -> Result:
-    """``best``: the fastest point's sub-network (the largest, every other one nested in it), with
-    the switched network's latency at every point; the rest goes beside it."""
+    """``best``: the fastest point's sub-network (the largest, every other one nested in it);
+    ``latency_ms`` is its latency there, the number every runner's ``best`` carries, and
+    ``latency_ms_by_point`` the switched network's latency at every point."""
     ctx, recipe, top = run.ctx, run.sr.final, rows[0]
     switched = [r["latency_ms"] for r in rows]
     fixed = [r["fixed_latency_ms"] for r in rows]
     best = {"arch": top["arch"], "arch_key": WDSRBArch.from_dict(top["arch"]).key, "point": top["name"],
-            "latency_ms": {r["name"]: r["latency_ms"] for r in rows}, "eval": top["eval"],
+            "latency_ms": top["latency_ms"], "latency_source": _latency_source(run),
+            "latency_ms_by_point": {r["name"]: r["latency_ms"] for r in rows}, "eval": top["eval"],
             "all_meet_budget": all(r["meets_budget"] for r in rows)}
     extras = {
         "target_ms": run.target_ms, "latency_measured": run.lat.measured, "latency_source": _latency_source(run),

@@ -9,15 +9,13 @@ real, measured speed-up so that a regression in the pruned path fails CI.
 from __future__ import annotations
 
 import timm
-import torch
 
+from latency_models.interleave import speedup_of
 from tasks.vit import patch_token_selectors
-from tasks.vit.timing import measure_speedup
 
 
 def test_deit_small_pruned_is_faster_at_2_threads_batch_1():
     model = timm.create_model("deit_small_patch16_224", pretrained=False).eval()
     pruned = patch_token_selectors(model, (0.7, 0.49, 0.343)).eval()
-    images = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    row = measure_speedup(model, pruned, images, threads=2, warmup=5, repeats=20)
-    assert row.speedup >= 1.2, f"full {row.full_ms:.1f} ms, pruned {row.pruned_ms:.1f} ms: {row.speedup:.2f}x"
+    row = speedup_of(model, pruned, (1, 3, 224, 224), threads=2, rounds=8)
+    assert row.ratio >= 1.2, f"full {row.base.ms:.1f} ms, pruned {row.other.ms:.1f} ms: {row.ratio:.2f}x"

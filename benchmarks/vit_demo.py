@@ -1,6 +1,6 @@
 """End-to-end offline demo: train the digit teacher, then compare learned selectors with EViT.
 
-    python -m tasks.vit.run_demo --out /tmp/vit_demo [--epochs 14] [--selector-steps 300] [--train-threads 1]
+    python benchmarks/vit_demo.py --out /tmp/vit_demo [--epochs 14] [--selector-steps 300] [--train-threads 1]
 
 Prints the teacher's held-out top-1 and training time, then top-1 of the EViT baseline and of the
 learned selectors (before and after ``train_selectors``) at the same keep rates, and the measured
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import torch
 
+from latency_models.interleave import speedup_of
 from tasks.vit.demo import TeacherRecipe, build_demo_teacher, load_demo_data, train_teacher
 from tasks.vit.evaluate import evaluate_top1
 from tasks.vit.patch import evit_baseline, patch_token_selectors
-from tasks.vit.timing import measure_speedup
 from tasks.vit.train import SelectorRecipe, train_selectors
 
 
@@ -75,11 +75,12 @@ def main(argv: list[str] | None = None) -> None:
     for name, top1 in rows:
         print(f"| {name} | {top1:.4f} |")
     images = data.test_images[:args.speed_batch]
-    print("\n| pruned | threads | batch | full ms | pruned ms | speedup |\n| --- | --- | --- | --- | --- | --- |")
+    print("\n| pruned | threads | batch | full ms | pruned ms | speedup (median of round ratios) | spread |\n"
+          "| --- | --- | --- | --- | --- | --- | --- |")
     for name, model in (("selectors", student), ("EViT", evit)):
-        row = measure_speedup(teacher, model, images, args.threads, warmup=3, repeats=15)
-        print(f"| {name} | {row.threads} | {row.batch} | {row.full_ms:.1f} | {row.pruned_ms:.1f} | "
-              f"{row.speedup:.2f} |", flush=True)
+        row = speedup_of(teacher, model, tuple(images.shape), args.threads, rounds=10)
+        print(f"| {name} | {args.threads} | {images.shape[0]} | {row.base.ms:.1f} | {row.other.ms:.1f} | "
+              f"{row.ratio:.2f} | {max(row.base.spread, row.other.spread):.2f} |", flush=True)
 
 
 if __name__ == "__main__":

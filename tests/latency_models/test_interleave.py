@@ -1,0 +1,43 @@
+"""Interleaved timing: the order reverses every round, and a speed-up is read from side-by-side pairs."""
+
+import time
+
+import pytest
+from torch import nn
+
+from latency_models.interleave import InterleavedTiming, Speedup, interleaved_calls, speedup_of
+
+
+def test_rounds_reverse_their_order_and_report_each_call():
+    seen: list[str] = []
+    calls = [lambda: seen.append("a"), lambda: seen.append("b")]
+    rows = interleaved_calls(calls, rounds=3, runs=1, warmup=0)
+    assert "".join(seen) == "abbaab" and [len(r) for r in rows] == [3, 3]
+
+
+def test_nonsense_rounds_are_refused():
+    with pytest.raises(ValueError, match="at least 1"):
+        interleaved_calls([lambda: None], rounds=0)
+
+
+def test_the_ratio_comes_from_each_round_pair_not_from_the_two_minima():
+    # A slow round hits both alike: the round ratios stay 2, while min/min would read 4/1 = 4.
+    base = InterleavedTiming(4.0, (8.0, 4.0, 8.0), threads=1)
+    other = InterleavedTiming(1.0, (4.0, 2.0, 1.0), threads=1)
+    assert Speedup(base, other).ratio == pytest.approx(2.0)
+
+
+class Sleeper(nn.Module):
+    def __init__(self, ms: float) -> None:
+        super().__init__()
+        self.ms = ms
+
+    def forward(self, x):
+        time.sleep(self.ms / 1e3)
+        return x
+
+
+def test_a_module_twice_as_slow_reads_about_twice_as_slow():
+    # Sleeping is not compute: it measures the harness, not the host's speed.
+    row = speedup_of(Sleeper(6.0), Sleeper(3.0), (1, 1, 2, 2), rounds=4, runs=2, warmup=1)
+    assert 1.6 < row.ratio < 2.4 and row.base.ms > row.other.ms
