@@ -30,10 +30,15 @@ def main(cfg: DictConfig) -> None:
         sys.exit(130)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m search`` and the ``hwnas-search`` script: overrides checked before Hydra starts."""
     try:
         check_overrides(sys.argv[1:])
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from search.errors import UserError
 from search.result import Result
+from search.study.storage import redact
 from spaces.atomic import write_text_atomic
 
 
@@ -27,12 +29,34 @@ class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started_unix_s = time.time()
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra's sweeper saves multirun.yaml, storage URL and overrides included, before any job
+        # starts and outside any setting that turns it off: the first job masks it.
+        redact_saved_config(Path(str(config.hydra.sweep.dir)) / "multirun.yaml", config)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
+        redact_saved_config(sweep_dir / "multirun.yaml", config)
         rows = collect(sweep_dir, since_unix_s=self.started_unix_s - 1.0)
         if rows:
             md, js = write_summary(rows, sweep_dir)
             print(f"sweep summary ({len(rows)} jobs): {md} and {js}")
+
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
+def redact_saved_config(path: Path, config: DictConfig) -> None:
+    """Rewrite ``path`` (atomically) with every storage password masked: the job's resolved
+    ``search.storage`` (it may come from ``${oc.env:...}``) and any URL the text spells out."""
+    if not path.is_file():
+        return
+    text = path.read_text()
+    storage = OmegaConf.select(config, "search.storage", default=None, throw_on_resolution_failure=False)
+    clean = text.replace(storage, redact(storage)) if isinstance(storage, str) and storage else text
+    clean = _URL.sub(lambda m: redact(m.group(0)), clean)
+    if clean != text:
+        write_text_atomic(path, clean)
 
 
 def collect(sweep_dir: Path, since_unix_s: float = 0.0) -> list[dict[str, Any]]:

@@ -16,7 +16,16 @@ from omegaconf.errors import OmegaConfBaseException
 from search.config.schema import register
 from search.errors import UserError
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+def _conf_dir() -> Path:
+    """``search/conf`` in an installed wheel (setup.py maps the checkout's ``conf/`` there), else
+    the checkout's top-level ``conf/`` (an editable install or a plain checkout)."""
+    here = Path(__file__).resolve()
+    installed = here.parents[1] / "conf"
+    return installed if (installed / "config.yaml").is_file() else here.parents[2] / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 
 def compose_config(overrides: list[str]) -> DictConfig:

@@ -79,6 +79,7 @@ def test_workers_split_n_trials(storage_url, tmp_path):
     assert len(set(xs)) == len(xs)  # one seed, yet no two workers drew the same candidate
 
 
+@pytest.mark.slow
 def test_sigkill_mid_trial_is_failed_and_rerun(storage_url, tmp_path):
     study = f"kill-{tmp_path.name}"
     procs = start(storage_url, study, N_TRIALS, WORKERS, tmp_path / "go", "--trial-s", "1.5",
@@ -110,6 +111,7 @@ def test_sigkill_mid_trial_is_failed_and_rerun(storage_url, tmp_path):
     assert count(ts, TrialState.RUNNING) == 0 and count(ts, TrialState.WAITING) == 0
 
 
+@pytest.mark.slow
 def test_ctrl_c_then_same_command_finishes_and_adds_nothing_after(tmp_path):
     url = f"sqlite:///{tmp_path / 'study.db'}"
     cmd = [sys.executable, str(WORKER), url, "resume", "5", "--trial-s", "1.0"]

@@ -14,6 +14,8 @@ from search.result import Result
 from spaces import load_arch
 from tasks.vit.demo import load_demo_data
 
+pytestmark = pytest.mark.slow  # end to end: a ViT search, its final training and its export
+
 
 @pytest.fixture(scope="module")
 def vit_run(tmp_path_factory):

@@ -1,0 +1,51 @@
+"""The built wheel, installed without editable mode, runs from a folder outside the checkout:
+its configs ship inside the package (``search/conf``), and the console scripts are there."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # builds a 30 MB wheel and runs the smoke pipeline from it
+
+
+def run(cmd, cwd, timeout=600):
+    done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{cmd}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A venv that sees this machine's torch (system site packages) and holds the wheel itself."""
+    base = tmp_path_factory.mktemp("wheel")
+    dist, venv = base / "dist", base / "venv"
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", dist, ROOT], base)
+    (wheel,) = dist.glob("hwnas-*.whl")
+    run([sys.executable, "-m", "venv", "--system-site-packages", venv], base)
+    run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--ignore-installed", "--no-index",
+         wheel], base)
+    outside = base / "elsewhere"
+    outside.mkdir()
+    return venv, outside
+
+
+def test_the_installed_package_is_the_wheel_and_holds_its_configs(installed):
+    venv, outside = installed
+    where = run([venv / "bin" / "python", "-c", "import search, search.config.compose as c; "
+                 "print(search.__file__); print(c.CONF_DIR)"], outside).split()
+    assert all(str(venv) in line for line in where) and not any(str(ROOT) in line for line in where)
+    assert "task" in run([venv / "bin" / "python", "-m", "search", "--help"], outside)
+    assert "collect" in run([venv / "bin" / "hwnas-latency", "--help"], outside)
+
+
+def test_the_smoke_pipeline_runs_from_the_wheel(installed):
+    venv, outside = installed
+    out = outside / "smoke"
+    run([venv / "bin" / "hwnas-search", "task=sr", "device=s21", "experiment=smoke", "search.n_trials=3",
+         f"hydra.run.dir={out}"], outside, timeout=900)
+    result = json.loads((out / "result.json").read_text())
+    assert result["schema"] == "hwnas.result" and result["best"]["arch_key"] and (out / "model.onnx").exists()
