@@ -24,6 +24,7 @@ def trial_summary(study: optuna.Study) -> dict[str, Any]:
         "n_total": len(trials),
         "n_complete": len(done),
         "n_trained": sum(bool(t.user_attrs.get("trained")) for t in done),
+        "n_untrained": sum(t.state == TrialState.PRUNED and not t.user_attrs.get("trained") for t in trials),
         "n_feasible": sum(is_feasible(t) for t in done),
         "n_failed": sum(t.state == TrialState.FAIL for t in trials),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
@@ -60,7 +61,7 @@ def write_pareto(study: optuna.Study, budget_ms: float, baselines: dict[str, Any
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     trained = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
                if t.user_attrs.get("trained")]
-    skipped = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    skipped = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
                if not t.user_attrs.get("trained")]
     feasible = [(t.user_attrs["latency_ms"], t.user_attrs[quality_key]) for t in trained if is_feasible(t)]
     near = [(t.user_attrs["latency_ms"], t.user_attrs[quality_key]) for t in trained if not is_feasible(t)]

@@ -118,6 +118,9 @@ class _Guarded:
         except (KeyboardInterrupt, SystemExit):
             trial.set_user_attr("failure", INTERRUPTED_REASON)
             raise
+        except optuna.TrialPruned:
+            self.current = None  # not trained (its reason is in its user attrs): no failure
+            raise
         except Exception as err:
             if not trial.user_attrs.get("failure"):
                 trial.set_user_attr("failure", f"{type(err).__name__}: {err}")

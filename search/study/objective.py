@@ -1,5 +1,10 @@
 """The one constrained objective every Optuna strategy runs: sample, estimate latency, record
-the constraint, train and score only candidates near the budget."""
+the constraint, train and score only candidates near the budget.
+
+A candidate too slow to be worth training ends PRUNED, with its latency and constraint but no
+quality: nothing in the study (or in optuna-dashboard's plots) shows a score it never earned.
+Constraint-aware samplers read a pruned trial's constraint as they read a complete one's (TPE
+ranks infeasible trials by their violation alone, whatever their state)."""
 
 from __future__ import annotations
 
@@ -10,8 +15,13 @@ from typing import Any
 
 import optuna
 
-LATENCY_CONSTRAINT = "latency_over_budget_ms"
-UNTRAINED_SCORE = 0.0  # never trained: constraint-aware samplers rank it by its violation alone
+LATENCY_CONSTRAINT = "latency_over_budget_ms"  # also a user attr, for people reading the study
+# The list-valued system attr that Optuna's ``constraints_func`` writes. Optuna 5's samplers read
+# it as they read ``trial.set_constraint``'s keys, and optuna-dashboard (0.21) reads only it: one
+# constraint, stored once, where both look. Storage.set_trial_system_attr is public; the trial's
+# id it takes is Trial._trial_id, for which Optuna has no public accessor.
+CONSTRAINTS_SYSTEM_ATTR = "constraints"
+UNTRAINED_ATTR = "untrained"  # why a PRUNED trial was never trained
 
 
 @dataclass
@@ -33,18 +43,23 @@ class ConstrainedObjective:
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         arch = self.sample(trial)
         latency_ms = float(self.latency_ms(arch))
-        trial.set_constraint(LATENCY_CONSTRAINT, latency_ms - self.budget_ms)
+        over_ms = latency_ms - self.budget_ms
+        trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_SYSTEM_ATTR, [over_ms])
+        trial.set_user_attr(LATENCY_CONSTRAINT, over_ms)
         trial.set_user_attr("arch", arch.to_dict())
         trial.set_user_attr("latency_ms", latency_ms)
         for key, value in self.attrs(arch).items():
             trial.set_user_attr(key, value)
-        quality = UNTRAINED_SCORE
         trained = latency_ms <= self.budget_ms * self.near_budget
         trial.set_user_attr("trained", trained)
-        if trained:
-            started = time.monotonic()
-            quality = float(self.score(arch))
-            trial.set_user_attr("proxy_s", time.monotonic() - started)
+        if not trained:
+            why = (f"{latency_ms:.2f} ms is over {self.near_budget:g} x the {self.budget_ms:g} ms budget: "
+                   "not worth training")
+            trial.set_user_attr(UNTRAINED_ATTR, why)
+            raise optuna.TrialPruned(why)
+        started = time.monotonic()
+        quality = float(self.score(arch))
+        trial.set_user_attr("proxy_s", time.monotonic() - started)
         trial.set_user_attr(self.quality_key, quality)
         return (quality, latency_ms) if self.two_objectives else quality
 
