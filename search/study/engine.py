@@ -24,7 +24,6 @@ from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UserError
@@ -77,10 +76,11 @@ def done_trials(study: optuna.Study) -> list[FrozenTrial]:
 def reap_stale(study: optuna.Study) -> int:
     """Fail RUNNING trials whose worker went silent (reason in their ``failure`` user attr) and
     re-queue their parameters; returns how many were failed."""
-    storage = study._storage
-    if not is_heartbeat_enabled(storage):
-        return 0
-    stale = storage._get_stale_trial_ids(study._study_id)  # type: ignore[attr-defined]
+    storage = study._storage  # no public accessor (see search/study/__init__.py)
+    if getattr(storage, "get_heartbeat_interval", lambda: None)() is None:
+        return 0  # a storage without heartbeats: nothing can go stale
+    study_id = storage.get_study_id_from_name(study.study_name)
+    stale = storage._get_stale_trial_ids(study_id)  # type: ignore[attr-defined]
     for trial_id in stale:
         try:
             storage.set_trial_user_attr(trial_id, "failure", STALE_REASON)
@@ -251,7 +251,7 @@ def claim_final(study: optuna.Study, settings: SearchSettings) -> None:
     is a companion study whose creation the database makes atomic (a unique name), so of two
     final commands on one shared study exactly one trains the winner. The same run directory
     may claim again (a re-run resumes its own final training)."""
-    storage = study._storage
+    storage = study._storage  # no public accessor (see search/study/__init__.py)
     name = study.study_name + FINAL_CLAIM_SUFFIX
     mine = {"run_dir": str(settings.run_dir.resolve()), "by": f"{socket.gethostname()}:{os.getpid()}",
             "at_unix_s": round(time.time())}

@@ -78,3 +78,15 @@ def test_modules_and_functions_stay_short():
                 if lines > 60:
                     long_functions.append(f"{path.relative_to(ROOT)}:{node.name} {lines}")
     assert not long_modules and not long_functions
+
+
+def test_private_optuna_imports_are_only_the_named_ones():
+    """search/study/__init__.py names each Optuna internal and why; nothing else reaches in."""
+    named = {"optuna.storages._heartbeat", "optuna.samplers._lazy_random_state"}
+    found = set()
+    for path in SEARCH.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("optuna"):
+                if any(part.startswith("_") for part in node.module.split(".")):
+                    found.add(node.module)
+    assert found <= named, found - named
