@@ -14,6 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from search.config.compose import check_declared
+from search.console import say
 from search.errors import UserError
 from search.result import Result
 from search.runners import runner_for
@@ -78,7 +79,7 @@ def _run(cfg: DictConfig, run_dir: Path) -> Result:
     started = time.monotonic()
     result = runner(ctx).with_run(round(time.monotonic() - started, 1), redacted_config(cfg))
     write_result(run_dir, result)
-    print(f"done in {result.wall_s:.0f} s; outputs in {run_dir}")
+    say(f"done in {result.wall_s:.0f} s; outputs in {run_dir}")
     return result
 
 
@@ -89,7 +90,7 @@ def write_result(run_dir: Path, result: Result) -> Path:
     path = run_dir / "result.json"
     if not result.final_trained and _is_final(path):
         path = run_dir / "result.search_only.json"
-        print(f"{run_dir / 'result.json'} holds a final result; this search-only run's result goes to {path.name}")
+        say(f"{run_dir / 'result.json'} holds a final result; this search-only run's result goes to {path.name}")
     return write_text_atomic(path, result.to_json())
 
 

@@ -25,6 +25,7 @@ from latency_models.predictors.base import LatencyPredictor
 from latency_models.predictors.published import PublishedBlockPredictor
 from latency_models.predictors.surrogate import SRSurrogate
 from search.config.schema import MeasuredLatencyConf
+from search.console import say
 from search.errors import UserError
 from search.settings import DeviceProfile
 
@@ -97,8 +98,8 @@ class LatencyEstimator:
             raise UserError(f"{what} reaches outside the range of the {self.kind} latency model: {reasons[0]}; "
                             "narrow the space, or pass latency.allow_extrapolation=true to search it anyway "
                             "(result.json then flags every extrapolated prediction)")
-        print(f"warning: {what} reaches outside the latency model's range ({reasons[0]}); predictions there are "
-              "extrapolated and flagged in result.json", flush=True)
+        say(f"warning: {what} reaches outside the latency model's range ({reasons[0]}); predictions there are "
+            "extrapolated and flagged in result.json")
 
     def torch_latency(self) -> tuple[TorchLatency | None, str]:
         """This estimator's model in torch form, for a gradient-based search; or None and why not."""

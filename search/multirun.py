@@ -12,6 +12,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from search.console import say
 from search.errors import UserError
 from search.result import Result
 from search.study.storage import redact
@@ -40,7 +41,7 @@ class SweepSummary(Callback):
         rows = collect(sweep_dir, since_unix_s=self.started_unix_s - 1.0)
         if rows:
             md, js = write_summary(rows, sweep_dir)
-            print(f"sweep summary ({len(rows)} jobs): {md} and {js}")
+            say(f"sweep summary ({len(rows)} jobs): {md} and {js}")
 
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
@@ -70,7 +71,7 @@ def collect(sweep_dir: Path, since_unix_s: float = 0.0) -> list[dict[str, Any]]:
         try:
             rows.append(summary_row(Result.read(path), job))
         except UserError as err:
-            print(f"sweep summary: {job} left out: {err}")
+            say(f"sweep summary: {job} left out: {err}")
     return sorted(rows, key=lambda r: (r["task"], r["device"], r["budget_ms"] or 0, r["job"]))
 
 

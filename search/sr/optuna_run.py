@@ -11,6 +11,7 @@ import optuna
 
 import tasks.sr as sr
 from search import report
+from search.console import say
 from search.errors import UserError
 from search.result import Result, study_info
 from search.settings import RunContext, run_storage
@@ -27,10 +28,10 @@ from spaces import ArchError, arch_from_dict
 def run_sr(ctx: RunContext) -> Result:
     job = SRJob.prepare(ctx)
     settings, space = ctx.settings, job.sr.space
-    print(f"task=sr x{space.scale} device={ctx.device.name} budget {settings.budget_ms:g} ms "
-          f"(smallest architecture {job.floor_ms:.2f} ms); latency: {job.estimator.source}")
-    print(f"search: {settings.strategy}, {settings.n_trials} trials, study {settings.study_name} "
-          f"in {redact(settings.storage)}")
+    say(f"task=sr x{space.scale} device={ctx.device.name} budget {settings.budget_ms:g} ms "
+        f"(smallest architecture {job.floor_ms:.2f} ms); latency: {job.estimator.source}")
+    say(f"search: {settings.strategy}, {settings.n_trials} trials, study {settings.study_name} "
+        f"in {redact(settings.storage)}")
     study = open_study(settings, trial_meaning(job.sr, job.estimator))
     if not study.get_trials(deepcopy=False):
         _enqueue_start(study, job)
@@ -41,8 +42,8 @@ def run_sr(ctx: RunContext) -> Result:
         return search_only_result(study, ctx, "val_psnr")
     best, arch = winner(study, space, settings.budget_ms)
     claim_final(study, settings)
-    print(f"best: trial #{best.number}, {arch.depth} blocks, C={arch.channels}, "
-          f"{best.user_attrs['latency_ms']:.2f} ms; training it with task.final ({job.sr.final.steps} steps)")
+    say(f"best: trial #{best.number}, {arch.depth} blocks, C={arch.channels}, "
+        f"{best.user_attrs['latency_ms']:.2f} ms; training it with task.final ({job.sr.final.steps} steps)")
 
     def plot(baselines: dict[str, Any], best_entry: dict[str, Any], path: Path) -> None:
         report.write_pareto(study, settings.budget_ms, baselines, path,
@@ -68,8 +69,8 @@ def _enqueue_start(study: optuna.Study, job: SRJob) -> None:
         design = feasible_design(space, job.estimator.latencies_ms, settings.budget_ms, n_start, settings.seed)
         for arch in design:
             study.enqueue_trial(space.params_of(arch))
-        print(f"start: {len(design)} feasible architectures, trunk widths in turn "
-              f"({', '.join(f'C{a.channels} x{a.depth}' for a in design)})", flush=True)
+        say(f"start: {len(design)} feasible architectures, trunk widths in turn "
+            f"({', '.join(f'C{a.channels} x{a.depth}' for a in design)})")
 
 
 def winner(study: Any, space: Any, budget_ms: float) -> tuple[Any, Any]:

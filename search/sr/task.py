@@ -12,6 +12,7 @@ import optuna
 import torch
 
 import tasks.sr as sr
+from search.console import say
 from search.errors import UserError
 from search.latency import LatencyEstimator
 from search.study.objective import ConstrainedObjective
@@ -166,8 +167,8 @@ def train_and_evaluate(arch: Any, recipe: sr.TrainRecipe, patches: Any, evals: d
         if now - last[0] > 20 or step == recipe.steps:
             rate = step / max(now - started, 1e-9)
             left = (recipe.steps - step) / max(rate, 1e-9)
-            print(f"  [{label}] step {step}/{recipe.steps} L1 {loss:.4f} | {rate:.1f} steps/s, "
-                  f"left ~{int(left // 60)}m{int(left % 60):02d}s", flush=True)
+            say(f"  [{label}] step {step}/{recipe.steps} L1 {loss:.4f} | {rate:.1f} steps/s, "
+                f"left ~{int(left // 60)}m{int(left % 60):02d}s")
             last[0] = now
 
     if sr.num_params(model) > 0:

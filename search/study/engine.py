@@ -26,6 +26,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from search.console import say
 from search.errors import UserError
 from search.settings import SearchSettings
 from search.study.meaning import check_meaning
@@ -165,7 +166,7 @@ def _requeue(study: optuna.Study, number: int | None, settings: SearchSettings) 
         trial = study.get_trials(deepcopy=False)[number]
     if trial.state == TrialState.FAIL:
         retry_callback(heartbeat_policy(settings))(study, trial)
-        print(f"trial #{number} interrupted: marked failed, its parameters queued to run again")
+        say(f"trial #{number} interrupted: marked failed, its parameters queued to run again")
 
 
 def run_study(
@@ -182,10 +183,10 @@ def run_study(
     already = len(done_trials(study))
     name = settings.study_name
     if already >= settings.n_trials:
-        print(f"study {name}: {already} trials already done (n_trials={settings.n_trials}); nothing to add")
+        say(f"study {name}: {already} trials already done (n_trials={settings.n_trials}); nothing to add")
         return
     if already:
-        print(f"resuming study {name}: {already}/{settings.n_trials} trials done")
+        say(f"resuming study {name}: {already}/{settings.n_trials} trials done")
     progress = ProgressPrinter(settings.n_trials, settings.timeout_s, describe, start_done=already)
     guarded = _Guarded(objective, settings.seed)
     started = time.monotonic()
@@ -218,16 +219,16 @@ def _loop(study: optuna.Study, guarded: _Guarded, settings: SearchSettings, prog
         if done >= n_trials:
             return
         if time.monotonic() - started >= settings.timeout_s:
-            print(f"search.timeout_s={settings.timeout_s:g} reached with {done}/{n_trials} trials done; "
-                  "run the same command again to continue")
+            say(f"search.timeout_s={settings.timeout_s:g} reached with {done}/{n_trials} trials done; "
+                "run the same command again to continue")
             return
         if failures_in_a_row >= max(3, n_trials):
             raise UserError(f"{failures_in_a_row} trials in a row failed on this worker; see their "
                             "'failure' attribute in result.json")
         if queued == 0 and done + running >= n_trials:
             if not waiting_said:
-                print(f"waiting for {running} trial(s) running on other workers to finish "
-                      f"({done}/{n_trials} done)", flush=True)
+                say(f"waiting for {running} trial(s) running on other workers to finish "
+                    f"({done}/{n_trials} done)")
                 waiting_said = True
             time.sleep(poll_s)
             continue
@@ -236,8 +237,8 @@ def _loop(study: optuna.Study, guarded: _Guarded, settings: SearchSettings, prog
             study.optimize(guarded, n_trials=1, callbacks=[progress], catch=catch, gc_after_trial=True)
         except UpdateFinishedTrialError:
             # this worker was silent too long and another worker failed its trial and re-queued it
-            print(f"trial #{guarded.current} was declared dead by another worker (no heartbeat "
-                  f"within search.grace_s={settings.grace_s}); its retry runs elsewhere")
+            say(f"trial #{guarded.current} was declared dead by another worker (no heartbeat "
+                f"within search.grace_s={settings.grace_s}); its retry runs elsewhere")
         guarded.current = None
         last = study.get_trials(deepcopy=False)[guarded.last] if guarded.last is not None else None
         failures_in_a_row = failures_in_a_row + 1 if last and last.state == TrialState.FAIL else 0

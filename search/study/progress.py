@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from search.console import say
 
 
 def fmt_s(seconds: float) -> str:
@@ -34,14 +35,12 @@ class ProgressPrinter:
         left = min(self.timeout_s - elapsed, elapsed / new * (self.n_trials - done))
         best = best_feasible(study)
         best_txt = self.describe(best) if best else "none feasible yet"
-        print(
+        say(
             f"[trial {done}/{self.n_trials}] {self.describe(trial)} | best: {best_txt} | "
-            f"elapsed {fmt_s(elapsed)}, left ~{fmt_s(left)}",
-            flush=True,
-        )
+            f"elapsed {fmt_s(elapsed)}, left ~{fmt_s(left)}")
 
     def finish(self, elapsed_s: float) -> None:
-        print(f"search finished in {fmt_s(elapsed_s)}", file=sys.stdout, flush=True)
+        say(f"search finished in {fmt_s(elapsed_s)}")
 
 
 def is_feasible(trial: FrozenTrial) -> bool:

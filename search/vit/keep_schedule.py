@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from search.console import say
 from search.result import Result
 from search.settings import RunContext
 from search.study.bisection import last_within
@@ -57,10 +58,10 @@ def keep_rates_for_budget(setup: ViTSetup, log: Any = print) -> tuple[Any, float
 def run_keep_schedule(ctx: RunContext) -> Result:
     """Keep-ratio targets from the budget (:func:`keep_rates_for_budget`), then the shared finish."""
     setup = prepare_vit(ctx)
-    print(f"dnas (SPViT computation-aware): keep-ratio targets from the {setup.budget_ms:.2f} ms budget", flush=True)
+    say(f"dnas (SPViT computation-aware): keep-ratio targets from the {setup.budget_ms:.2f} ms budget")
     arch, latency_ms, probes = keep_rates_for_budget(setup)
-    print(f"targets: keep rates {arch.keep_rates} at stages {arch.stages} ({latency_ms:.2f} ms); training the "
-          f"selectors and backbone toward them with task.final ({setup.cfg.final.steps} steps)", flush=True)
+    say(f"targets: keep rates {arch.keep_rates} at stages {arch.stages} ({latency_ms:.2f} ms); training the "
+        f"selectors and backbone toward them with task.final ({setup.cfg.final.steps} steps)")
     search = {"probes": probes, "summary": f"keep-ratio targets from the budget by bisection over rho "
                                            f"({len(probes)} latency evaluations), then one computation-aware training."}
     return finish_vit(setup, Found(arch, latency_ms, "budget-implied keep-ratio targets", search=search))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial
 
+from search.console import say
 from search.errors import UserError
 from search.result import Result
 from search.settings import RunContext
@@ -41,8 +42,8 @@ def run_vit(ctx: RunContext) -> Result:
         raise UserError(f"no trained candidate met budget_ms={setup.budget_ms:.2f}; raise search.n_trials or "
                         "the budget")
     arch = arch_from_dict(best.user_attrs["arch"])
-    print(f"best: trial #{best.number}, keep rates {arch.keep_rates}; fine-tuning with task.final "
-          f"({setup.cfg.final.steps} steps)", flush=True)
+    say(f"best: trial #{best.number}, keep rates {arch.keep_rates}; fine-tuning with task.final "
+        f"({setup.cfg.final.steps} steps)")
     found = Found(arch, best.user_attrs["latency_ms"], f"trial #{best.number}", info={"trial": best.number},
                   study=study)
     return finish_vit(setup, found)
@@ -77,8 +78,8 @@ def confirmed_best(setup: ViTSetup, study: optuna.Study) -> FrozenTrial | None:
         if _retimed_within(setup, trial):
             return trial
     fastest = min(feasible, key=lambda t: (t.user_attrs["latency_ms"], -t.values[0]))
-    print(f"no re-timed candidate met the budget; taking the fastest feasible trial #{fastest.number} "
-          "(the report shows its measured latency)", flush=True)
+    say(f"no re-timed candidate met the budget; taking the fastest feasible trial #{fastest.number} "
+        "(the report shows its measured latency)")
     return fastest
 
 
@@ -93,6 +94,6 @@ def _retimed_within(setup: ViTSetup, trial: FrozenTrial) -> bool:
     ok = setup.meets_budget(ms["candidate"], ms.get("unpruned"), margin=setup.cfg.confirm_margin)
     beside = (f", {ms['candidate'] / ms['unpruned']:.3f} x unpruned ({ms['unpruned']:.2f} ms)"
               if "unpruned" in ms else "")
-    print(f"re-timing trial #{trial.number} keep {arch.keep_rates}: {ms['candidate']:.2f} ms{beside} "
-          f"({'confirmed' if ok else 'over budget when re-timed, next'})", flush=True)
+    say(f"re-timing trial #{trial.number} keep {arch.keep_rates}: {ms['candidate']:.2f} ms{beside} "
+        f"({'confirmed' if ok else 'over budget when re-timed, next'})")
     return ok

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from latency_models.interleave import interleaved_ms
+from search.console import say
 from search.errors import UserError
 from search.latency import LatencyEstimator, make_estimator
 from search.settings import RunContext
@@ -90,8 +91,8 @@ def prepare_vit(ctx: RunContext) -> ViTSetup:
     if floor_ms > budget_ms:
         raise UserError(f"budget_ms={budget_ms:.2f} is below the most pruned model "
                         f"({floor_ms:.2f} ms at keep rate {space.min_keep}); raise it")
-    print(f"task=vit {cfg.model_name} device={ctx.device.name}: unpruned {unpruned_ms:.2f} ms, budget "
-          f"{budget_ms:.2f} ms; latency: {estimator.source}")
+    say(f"task=vit {cfg.model_name} device={ctx.device.name}: unpruned {unpruned_ms:.2f} ms, budget "
+        f"{budget_ms:.2f} ms; latency: {estimator.source}")
     ctx = replace(ctx, settings=replace(settings, budget_ms=budget_ms))
     return ViTSetup(ctx, cfg, data, teacher, teacher_info, space, estimator)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from search.config.compose import compose_config
+from search.console import say
 from search.settings import task_section
 from search.vit.task import ViTSettings, load_teacher, load_vit_data, teacher_key
 from tasks.vit.demo import SHIPPED_TEACHER_FORMAT
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         "made_by": "python -m search.vit.ship_teacher", "data": "tasks/vit/assets/mnist5k.npz (see PROVENANCE.md)",
     }
     (folder / "demo_teacher.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    print(f"shipped {weights} (key {manifest['key']}, held-out top-1 {100 * info['test_top1']:.2f}%)")
+    say(f"shipped {weights} (key {manifest['key']}, held-out top-1 {100 * info['test_top1']:.2f}%)")
 
 
 if __name__ == "__main__":

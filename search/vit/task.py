@@ -16,6 +16,7 @@ import optuna
 import torch
 
 import tasks.vit as vit
+from search.console import say
 from search.errors import UserError
 from search.latency import LatencyEstimator
 from search.study.objective import ConstrainedObjective
@@ -146,16 +147,15 @@ def load_teacher(settings: ViTSettings, data: ViTData, seed: int) -> tuple[torch
     shipped = load_shipped_teacher(key)
     if shipped is not None:
         model.load_state_dict(shipped[0])
-        print(f"demo teacher: the one shipped with the project (held-out top-1 {100 * shipped[1]['test_top1']:.2f}%, "
-              f"{shipped[1]['recipe']['epochs']:g} epochs)")
+        say(f"demo teacher: the one shipped with the project (held-out top-1 {100 * shipped[1]['test_top1']:.2f}%, "
+            f"{shipped[1]['recipe']['epochs']:g} epochs)")
         return model.eval(), {"source": "demo teacher shipped in tasks/vit/assets (trained here with this recipe)",
                               "test_top1": shipped[1]["test_top1"], "train_s": shipped[1]["train_s"],
                               "steps": shipped[1]["steps"]}
     cached = _cached_teacher(build_demo_teacher(img_size=settings.img_size, seed=seed), path)
     if cached is not None:
         return cached[0].eval(), cached[1]
-    print(f"training the demo teacher ({settings.teacher.epochs:g} epochs on {len(data.train[1])} digits)...",
-          flush=True)
+    say(f"training the demo teacher ({settings.teacher.epochs:g} epochs on {len(data.train[1])} digits)...")
     # The training split only: the validation images score the candidates and must stay unseen.
     demo = DemoData(*data.train, *data.test)
     log = train_teacher(model, demo, settings.teacher)
@@ -164,7 +164,7 @@ def load_teacher(settings: ViTSettings, data: ViTData, seed: int) -> tuple[torch
     write_text_atomic(path.with_suffix(".json"), json.dumps(info))  # weights last: they mark the entry whole
     with atomic_path(path) as tmp:
         torch.save(model.state_dict(), tmp)
-    print(f"demo teacher: held-out top-1 {100 * log.test_top1:.2f}% after {log.seconds:.0f} s", flush=True)
+    say(f"demo teacher: held-out top-1 {100 * log.test_top1:.2f}% after {log.seconds:.0f} s")
     return model.eval(), info
 
 
@@ -179,10 +179,10 @@ def _cached_teacher(model: torch.nn.Module, path: Path) -> tuple[torch.nn.Module
         info = json.loads(path.with_suffix(".json").read_text())
         top1 = float(info["test_top1"])
     except (OSError, RuntimeError, ValueError, KeyError, TypeError, EOFError) as err:
-        print(f"demo teacher cache {path} does not load ({type(err).__name__}: {str(err)[:120]}); "
-              "training it again", flush=True)
+        say(f"demo teacher cache {path} does not load ({type(err).__name__}: {str(err)[:120]}); "
+            "training it again")
         return None
-    print(f"demo teacher loaded from {path} (held-out top-1 {100 * top1:.2f}%)")
+    say(f"demo teacher loaded from {path} (held-out top-1 {100 * top1:.2f}%)")
     return model, info
 
 

@@ -1,5 +1,6 @@
-"""optuna-dashboard shows the study truthfully: every trial carries its latency constraint where
-the dashboard reads it, and a candidate never trained carries no quality (it is PRUNED)."""
+"""optuna-dashboard shows the study truthfully (every trial carries its latency constraint where
+the dashboard reads it; a candidate never trained carries no quality: it is PRUNED), and the job log
+holds what the console showed."""
 
 import io
 import json
@@ -47,3 +48,7 @@ def test_the_dashboard_lists_constraints_and_no_invented_quality(tmp_path):
             assert t["constraints"][0] > 0 and "not worth training" in attrs["untrained"]
         else:
             assert float(attrs["val_psnr"]) > 0 and t["values"]
+    # The same run: Hydra's job log holds every line the console showed, time-stamped.
+    logged = (run_dir / "__main__.log").read_text()
+    shown = [line for line in done.stdout.splitlines() if line.strip()]
+    assert shown and all(line in logged for line in shown), [line for line in shown if line not in logged][:3]

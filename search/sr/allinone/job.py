@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import tasks.sr as sr
+from search.console import say
 from search.errors import UserError
 from search.settings import RunContext
 from search.sr.allinone.chain import PointChoice
@@ -71,8 +72,8 @@ def prepare(ctx: RunContext) -> Run:
     lat = PointLatency(pointset, estimator, sr.build_model, protocol=opts["measure"])
     budget_ms = ctx.settings.budget_ms
     target_ms = budget_ms * float(opts["target"])
-    print(f"task=sr x{scale} device={ctx.device.name} strategy=allinone: {len(pointset.points)} operating points "
-          f"({pointset.kind}), budget {budget_ms:g} ms, target {target_ms:.2f} ms per point; "
-          f"latency {'measured on this host' if lat.measured else 'MODELLED: ' + pointset.latency_model}")
+    say(f"task=sr x{scale} device={ctx.device.name} strategy=allinone: {len(pointset.points)} operating points "
+        f"({pointset.kind}), budget {budget_ms:g} ms, target {target_ms:.2f} ms per point; "
+        f"latency {'measured on this host' if lat.measured else 'MODELLED: ' + pointset.latency_model}")
     spare = int(opts["spare_levels"]) if lat.measured else 0
     return Run(ctx, opts, sr_settings, pointset, lat, target_ms, spare)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from search.console import say
 from search.sr.allinone.chain import PointChoice, ladder, macs_per_pixel
 from search.sr.allinone.points import AtPoint, OperatingPoint, PointLatency
 from spaces import SRSpace, WDSRBArch
@@ -128,12 +129,12 @@ def reselect(model: AllInOneWDSRB, chain: list[WDSRBArch], points: tuple[Operati
     picked = choose_levels(points, ms, len(chain), target_ms / (1 + band), tolerance, first)
     if not all(c.meets_aim for c in picked):
         picked = choose_levels(points, ms, len(chain), target_ms, tolerance, first)
-    print(f"levels timed now ({len(chain)} levels x {len(points)} points): "
-          + "; ".join(f"level{i} " + "/".join(f"{ms[i, p.name]:.1f}" for p in points) + " ms" for i in range(len(chain))))
+    say(f"levels timed now ({len(chain)} levels x {len(points)} points): "
+        + "; ".join(f"level{i} " + "/".join(f"{ms[i, p.name]:.1f}" for p in points) + " ms" for i in range(len(chain))))
     for c in picked:
         a = chain[c.level]
-        print(f"  {c.point.name}: level{c.level}, {a.depth} blocks, C={a.channels}, "
-              f"[M1, M2]={[a.blocks[0].m1, a.blocks[0].m2]}, {c.latency_ms:.2f} ms "
-              f"({'meets' if c.meets_aim else 'MISSES'} target {target_ms:.2f} ms)")
+        say(f"  {c.point.name}: level{c.level}, {a.depth} blocks, C={a.channels}, "
+            f"[M1, M2]={[a.blocks[0].m1, a.blocks[0].m2]}, {c.latency_ms:.2f} ms "
+            f"({'meets' if c.meets_aim else 'MISSES'} target {target_ms:.2f} ms)")
     choices = [PointChoice(c.point, chain[c.level], c.latency_ms, c.meets_aim, len(pairs)) for c in picked]
     return choices, {c.point.name: c.level for c in picked}, ms

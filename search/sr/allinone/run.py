@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 import tasks.sr as sr
+from search.console import say
 from search.errors import UserError
 from search.result import Result
 from search.settings import RunContext
@@ -119,7 +120,7 @@ def _train(run: Run, trained: dict[str, WDSRBArch], patches: sr.TrainPatches) ->
     torch.manual_seed(run.ctx.settings.seed)
     model = build_allinone(trained)
     what = f"{len(trained)} nested levels" if run.spare else f"{len(trained)} nested sub-networks"
-    print(f"training {what} together ({recipe.steps} steps, sandwich rule)")
+    say(f"training {what} together ({recipe.steps} steps, sandwich rule)")
     try:
         train_allinone(model, patches, recipe, n_random=n_random, progress=_progress("allinone", recipe.steps),
                        top_weight=float(run.opts["top_weight"]))
@@ -190,8 +191,8 @@ def _progress(label: str, steps: int) -> Any:
         if now - last[0] > 20 or step == steps:
             rate = step / max(now - started, 1e-9)
             left = (steps - step) / max(rate, 1e-9)
-            print(f"  [{label}] step {step}/{steps} L1 {loss:.4f} | {rate:.1f} steps/s, "
-                  f"left ~{int(left // 60)}m{int(left % 60):02d}s", flush=True)
+            say(f"  [{label}] step {step}/{steps} L1 {loss:.4f} | {rate:.1f} steps/s, "
+                f"left ~{int(left // 60)}m{int(left % 60):02d}s")
             last[0] = now
 
     return progress

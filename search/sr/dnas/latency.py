@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import torch
 
 from latency_models.predictors.base import LatencyPredictor
+from search.console import say
 from search.latency import LatencyEstimator, TorchFn, TorchLatency, device_predictor, torch_view
 from search.settings import DeviceProfile
 from search.sr.dnas.derive import PredictFn
@@ -74,9 +75,8 @@ def _surrogate(estimator: LatencyEstimator, device: DeviceProfile, space: Any, r
     if path.exists():  # a resumed run searches on the very surrogate it started with
         surrogate = latency_models.load(path)
     else:
-        print(f"dnas: {why}; distilling a differentiable latency surrogate from the "
-              f"{teacher.manifest.get('kind', type(teacher).__name__)} predictor (first use of this run directory)",
-              flush=True)
+        say(f"dnas: {why}; distilling a differentiable latency surrogate from the "
+            f"{teacher.manifest.get('kind', type(teacher).__name__)} predictor (first use of this run directory)")
         surrogate = distill(teacher, space, tuple(device.lr_hw))
         surrogate.save(path)
     estimator.notes.append("dnas: the search used a torch surrogate distilled from the device predictor "

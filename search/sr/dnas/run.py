@@ -33,6 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 import tasks.sr as sr  # noqa: E402
+from search.console import say
 from search.errors import UserError  # noqa: E402
 from search.report import finish_plot, mark_baselines  # noqa: E402
 from search.result import Result, study_info  # noqa: E402
@@ -74,11 +75,11 @@ def _search(job: SRJob, options: DnasOptions) -> Searched:
                               val_images=job.sr.val_images)
     latency = differentiable_latency(job.estimator, job.ctx.device, space, settings.run_dir)
     supernet_ms = job.estimator.latency_ms(space.largest())
-    print(f"task=sr x{space.scale} device={job.ctx.device.name} budget {settings.budget_ms:g} ms (smallest "
-          f"{job.floor_ms:.2f} ms, supernet {supernet_ms:.1f} ms); latency: {job.estimator.source}")
-    print(f"search: dnas, supernet phases {[plan.warmup_steps, plan.width_steps, plan.joint_steps]} steps "
-          f"(warm-up, width, joint), lambda {plan.latency_lambda:g}, cap {settings.timeout_s:g} s; "
-          f"differentiable latency: {latency.description}", flush=True)
+    say(f"task=sr x{space.scale} device={job.ctx.device.name} budget {settings.budget_ms:g} ms (smallest "
+        f"{job.floor_ms:.2f} ms, supernet {supernet_ms:.1f} ms); latency: {job.estimator.source}")
+    say(f"search: dnas, supernet phases {[plan.warmup_steps, plan.width_steps, plan.joint_steps]} steps "
+        f"(warm-up, width, joint), lambda {plan.latency_lambda:g}, cap {settings.timeout_s:g} s; "
+        f"differentiable latency: {latency.description}")
     torch.manual_seed(settings.seed)
     net = SRSupernet(space, search_channels=options.search_channels, seed=settings.seed)
     net.derive_mode = options.derive
@@ -91,7 +92,7 @@ def _search(job: SRJob, options: DnasOptions) -> Searched:
 
     state = train_supernet(net, patches, job.data.val, plan, term, settings.run_dir / "supernet_checkpoint.pt",
                            trajectory_point)
-    print(f"supernet: {state.step} steps done (phases {state.phases}, {state.elapsed_s:.0f} s of training)", flush=True)
+    say(f"supernet: {state.step} steps done (phases {state.phases}, {state.elapsed_s:.0f} s of training)")
     return Searched(net, state, patches, latency, supernet_ms)
 
 
@@ -107,8 +108,8 @@ def _choose(job: SRJob, options: DnasOptions, searched: Searched,
     plan = options.plan
     recipe = sr.TrainRecipe(steps=options.select_steps, batch_size=plan.batch_size, patch_hr=plan.patch_hr,
                             lr=options.select_lr, lr_final=1e-5, seed=job.ctx.settings.seed + 5, threads=plan.threads)
-    print(f"dnas: choosing among {len(cands)} candidates (one per trunk width C) by validation PSNR after up to "
-          f"{recipe.steps} fine-tuning steps each from the supernet's weights", flush=True)
+    say(f"dnas: choosing among {len(cands)} candidates (one per trunk width C) by validation PSNR after up to "
+        f"{recipe.steps} fine-tuning steps each from the supernet's weights")
     scored = score_candidates(net, cands, searched.patches, val, recipe, deadline)
     chosen = best(scored)
     table = [{"arch": s.fitted.arch.to_dict(), "latency_ms": s.fitted.latency_ms, "steps": s.steps,
@@ -121,7 +122,7 @@ def _within_budget(job: SRJob, fitted: Fitted) -> Fitted:
     predictor), refused when over the budget."""
     budget_ms = job.ctx.settings.budget_ms
     if job.estimator.measured:  # the result reports the host's own timing of the chosen net
-        print(f"fitted with the predictor at {fitted.latency_ms:.2f} ms; measuring it on this host", flush=True)
+        say(f"fitted with the predictor at {fitted.latency_ms:.2f} ms; measuring it on this host")
         fitted = dataclasses.replace(fitted, latency_ms=job.estimator.latency_ms(fitted.arch))
     if fitted.latency_ms > budget_ms:
         raise UserError(f"the derived network needs {fitted.latency_ms:.2f} ms > budget_ms={budget_ms:g} "
@@ -138,10 +139,10 @@ def _finish(job: SRJob, options: DnasOptions, searched: Searched, fitted: Fitted
     derived_model = sr.build_model(arch)
     derived_model.load_state_dict(inherited)
     val_proxy = sr.evaluate.evaluate(derived_model, job.data.val, arch.scale)["psnr"] if job.data.val else math.nan
-    print(f"derived: {arch.depth} blocks, C={arch.channels}, blocks {[[b.m1, b.m2] for b in arch.blocks]}, "
-          f"{fitted.latency_ms:.2f} ms (read off {fitted.thresholded_ms:.2f} ms, {fitted.moves} greedy moves); "
-          f"training it with task.final ({job.sr.final.steps} steps, from "
-          f"{'the supernet' if options.final_init == 'supernet' else 'scratch'})", flush=True)
+    say(f"derived: {arch.depth} blocks, C={arch.channels}, blocks {[[b.m1, b.m2] for b in arch.blocks]}, "
+        f"{fitted.latency_ms:.2f} ms (read off {fitted.thresholded_ms:.2f} ms, {fitted.moves} greedy moves); "
+        f"training it with task.final ({job.sr.final.steps} steps, from "
+        f"{'the supernet' if options.final_init == 'supernet' else 'scratch'})")
 
     def plot(baselines: dict[str, Any], best_entry: dict[str, Any], path: Path) -> None:
         write_trajectory_plot(state.trajectory, best_entry, settings.budget_ms, baselines, path,

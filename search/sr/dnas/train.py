@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from search.console import say
 from search.sr.dnas.arch_optim import SharedScaleAdam
 from search.study.progress import fmt_s
 from tasks.sr.data import TrainPatches
@@ -187,8 +188,8 @@ def _fit_to_time(plan: SupernetPlan, state: SupernetState, seconds_per_step: flo
         phases.append(done + (max(1, round(rest * f)) if rest else 0))
         edge += n
     state.phases = phases
-    print(f"  [supernet] {seconds_per_step:.2f} s/step: phases now {state.phases} (warm-up, width, joint) "
-          f"to end within {plan.timeout_s:.0f} s", flush=True)
+    say(f"  [supernet] {seconds_per_step:.2f} s/step: phases now {state.phases} (warm-up, width, joint) "
+        f"to end within {plan.timeout_s:.0f} s")
 
 
 TrajectoryFn = Callable[[SRSupernet, SupernetState, dict[str, Any]], None]
@@ -222,7 +223,7 @@ def train_supernet(
     state = SupernetState(phases=[plan.warmup_steps, plan.width_steps, plan.joint_steps])
     if checkpoint.exists():
         state = load_checkpoint(checkpoint, net, opts, patches)
-        print(f"resuming supernet from step {state.step} of {state.total}", flush=True)
+        say(f"resuming supernet from step {state.step} of {state.total}")
     if state.step >= state.total:  # searched already: the derivation is read off the loaded logits
         return state
     old_threads = torch.get_num_threads()
@@ -289,9 +290,9 @@ def _after_step(s: _Session, state: SupernetState, phase: str, l1: float, exp_ms
     if now - s.last_print > 20 or boundary:
         rate = done_here / max(now - s.started, 1e-9)
         left = (state.total - state.step) / max(rate, 1e-9)
-        print(f"  [supernet {phase}] step {state.step}/{state.total} L1 {l1:.4f} "
-              f"E[latency] {exp_ms:.1f} ms tau {s.net.tau:.2f} | {rate:.2f} steps/s, "
-              f"left ~{fmt_s(left)}", flush=True)
+        say(f"  [supernet {phase}] step {state.step}/{state.total} L1 {l1:.4f} "
+            f"E[latency] {exp_ms:.1f} ms tau {s.net.tau:.2f} | {rate:.2f} steps/s, "
+            f"left ~{fmt_s(left)}")
         s.last_print = now
     if state.step % plan.checkpoint_every == 0 or boundary:
         save_checkpoint(checkpoint, s.net, s.opts, s.patches, state)
