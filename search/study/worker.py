@@ -9,6 +9,7 @@ from search import report
 from search.result import Result, budget_rule, device_info, study_info
 from search.settings import RunContext
 from search.study.progress import best_feasible
+from spaces import arch_from_dict
 
 SKIPPED = "skipped (search.run_final=false): run the command without it to train the winner"
 
@@ -21,7 +22,8 @@ def search_only_result(study: optuna.Study, ctx: RunContext, quality_key: str) -
         budget_ms=settings.budget_ms, budget_rule=budget_rule(settings, ctx.device),
         best=None if best is None else {
             "trial": best.number,
-            "arch": best.user_attrs.get("arch"),
+            "arch": best.user_attrs["arch"],
+            "arch_key": arch_from_dict(best.user_attrs["arch"]).key,
             "latency_ms": best.user_attrs.get("latency_ms"),
             f"{quality_key}_proxy": best.user_attrs.get(quality_key),
             "values": list(best.values),

@@ -5,7 +5,7 @@ Default: 28x28 digits, a 3x3 conv stem, 4x4 patches (49 tokens), dim 96, depth 6
 (1312 steps of 64) took 217 s and reached 89.5% held-out top-1 (14 epochs: 77.9-87.1%); 100
 epochs (5468 steps, 1491 s at 1 thread) reached 97.6%, and that teacher ships in ``assets/``
 (:func:`load_shipped_teacher`). With 49 tokens the
-fixed per-image cost dominates at batch 1 and pruning pays at batch >= 32 (docs/measured.md);
+fixed per-image cost dominates at batch 1 and pruning pays at batch >= 32 (``python benchmarks/vit_demo.py`` prints that table);
 ``img_size=56`` gives 196 tokens, as many as deit at 224, at about 4.5x the training cost.
 """
 

@@ -2,6 +2,7 @@
 its configs ship inside the package (``search/conf``), and the console scripts are there."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,8 @@ pytestmark = pytest.mark.slow  # builds a 30 MB wheel and runs the smoke pipelin
 
 
 def run(cmd, cwd, timeout=600):
-    done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing may point back at a checkout
+    done = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert done.returncode == 0, f"{cmd}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
