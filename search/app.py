@@ -18,7 +18,7 @@ from search.console import say
 from search.errors import UserError
 from search.result import Result
 from search.runners import runner_for
-from search.settings import DeviceProfile, RunContext, SearchSettings, task_section
+from search.settings import DeviceProfile, ExportSettings, RunContext, SearchSettings, task_section
 from search.study.storage import redact
 from spaces.atomic import write_text_atomic
 
@@ -60,7 +60,7 @@ def context(cfg: DictConfig, run_dir: Path) -> RunContext:
     points = OmegaConf.to_container(points, resolve=True) if points is not None else None
     assert isinstance(latency_cfg, dict)
     return RunContext(task_section(cfg), device, settings, latency_cfg, points,  # type: ignore[arg-type]
-                      smoke=cfg.profile == "smoke")
+                      smoke=cfg.profile == "smoke", export=ExportSettings.from_cfg(cfg))
 
 
 def redacted_config(cfg: DictConfig) -> dict[str, Any]:

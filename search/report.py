@@ -150,8 +150,26 @@ def write_sr_report(result: Result, path: Path) -> None:
         "",
         _search_summary(result),
         "",
+        *_export_rows(best.get("export") or {}),
     ]
     write_text_atomic(path, "\n".join(lines))
+
+
+def _export_rows(files: dict[str, Any]) -> list[str]:
+    """The shipped files: size, PSNR in their own runtime (difference to the reference), latency here."""
+    if not files:
+        return []
+    sets = list(next(iter(files.values()))["eval"])
+    rows = ["## Exported files", "",
+            "Each file scored on the evaluation sets in its own runtime at export; latency measured on this "
+            "host in that runtime (not on the device).", "",
+            "| file | precision | kB | " + " | ".join(f"{s} PSNR-Y (diff)" for s in sets) + " | ms here | runtime |",
+            "|" + " --- |" * (5 + len(sets))]
+    for name, f in files.items():
+        cells = [f"{f['eval'][s]['psnr']:.2f} ({f['psnr_diff_db'][s]:+.3f})" for s in sets]
+        rows.append(f"| `{name}` | {f['precision']} | {f['bytes'] / 1e3:.0f} | " + " | ".join(cells)
+                    + f" | {f['latency_ms_here']:.2f} | {f['latency_runtime']} |")
+    return rows + [""]
 
 
 def _search_summary(result: Result) -> str:

@@ -161,6 +161,44 @@ def task_section(cfg: DictConfig) -> dict[str, Any]:
     return task
 
 
+EXPORT_FORMATS = ("onnx", "tflite")
+TFLITE_PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclass(frozen=True)
+class ExportSettings:
+    """What the found network ships as (``export:`` in conf/config.yaml), checked before any work."""
+
+    formats: tuple[str, ...]
+    precision: tuple[str, ...]
+    calibration_patches: int
+
+    @staticmethod
+    def from_cfg(cfg: DictConfig) -> ExportSettings:
+        formats, precision = tuple(cfg.export.formats), tuple(cfg.export.precision)
+        for key, given, known in (("formats", formats, EXPORT_FORMATS), ("precision", precision, TFLITE_PRECISIONS)):
+            bad = [v for v in given if v not in known]
+            if bad or not given:
+                raise UserError(f"export.{key}={list(given)}: choose from {list(known)}, e.g. "
+                                f"'export.{key}=[{known[0]}]'")
+        n = int(cfg.export.calibration_patches)
+        if "int8" in precision and "tflite" in formats and n < 1:
+            raise UserError(f"export.calibration_patches={n}: INT8 needs at least 1 (e.g. 64)")
+        export = ExportSettings(formats, precision, n)
+        if "tflite" in formats:
+            _check_tflite_installed()
+        return export
+
+
+def _check_tflite_installed() -> None:
+    import importlib.util
+
+    missing = [m for m in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UserError(f"export.formats has tflite but {', '.join(missing)} is not installed: "
+                        "pip install -e '.[tflite]', or export.formats=[onnx]")
+
+
 @dataclass(frozen=True)
 class RunContext:
     """Everything a runner needs, parsed at the boundary: ``run(ctx) -> Result``."""
@@ -171,6 +209,7 @@ class RunContext:
     latency: dict[str, Any]
     operating_points: dict[str, Any] | None
     smoke: bool
+    export: ExportSettings
 
     @property
     def run_dir(self) -> Path:

@@ -53,6 +53,13 @@ class ShortModel:
 
 
 @dataclass
+class ExportConf:
+    formats: list[str] = MISSING
+    precision: list[str] = MISSING
+    calibration_patches: int = MISSING
+
+
+@dataclass
 class Config:
     task: Any = MISSING
     device: DeviceConf = field(default_factory=DeviceConf)
@@ -64,6 +71,7 @@ class Config:
     model: ShortModel = field(default_factory=ShortModel)
     profile: str = MISSING
     search: SearchConf = field(default_factory=SearchConf)
+    export: ExportConf = field(default_factory=ExportConf)
 
 
 # --- task=sr, task=vit -------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """What every SR strategy ends with, whatever found the architecture: the final training
-(resumable), ``model.pt``, ``arch.json``, ``model.onnx``, the baselines trained with the same
+(resumable), ``model.pt``, ``arch.json``, the exported files (``search.sr.ship``), the baselines trained with the same
 recipe, ``pareto.png``, ``report.md`` and the typed result."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from search import report
 from search.latency import LatencyEstimator, make_estimator
 from search.result import Result, budget_rule, device_info
 from search.settings import RunContext
+from search.sr.ship import export_all
 from search.sr.task import SRData, SRSettings, baseline_archs, check_budget, load_data, train_and_evaluate
 from spaces import save_arch
 from tasks.sr.evaluate import evaluate
@@ -66,13 +68,15 @@ def finish_sr(job: SRJob, found: Found) -> Result:
     best_scores["val_psnr"] = evaluate(model, data.val, arch.scale)["psnr"] if data.val else None
     sr.save_weights(model, run_dir / "model.pt")
     save_arch(arch, run_dir / "arch.json", scale=arch.scale, latency_ms=found.latency_ms)
-    onnx_diff = sr.export_onnx(model, run_dir / "model.onnx", check=True)
+    files = export_all(model, arch, job.ctx.export, data.evals, partial(calibration_lr, job),
+                       tuple(job.ctx.device.lr_hw), job.ctx.device.measure_threads, run_dir)
     baselines = train_baselines(job)
     best = {
         "arch": arch.to_dict(), "arch_key": arch.key, **found.info, "latency_ms": found.latency_ms,
         "latency_source": job.estimator.describe(), "latency_extrapolated": job.estimator.extrapolated.get(arch.key),
         "measured_latency_ms": _measure_on_host(model, job) if job.estimator.measured else None,
-        **best_scores, "onnx_max_abs_diff": onnx_diff,
+        **best_scores, "onnx_max_abs_diff": files.get("model.onnx", {}).get("max_abs_diff_vs_pytorch"),
+        "export": files,
     }
     result = Result(task="sr", strategy=job.ctx.settings.strategy, device=device_info(job.ctx.device),
                     budget_ms=job.ctx.settings.budget_ms, budget_rule=budget_rule(job.ctx.settings, job.ctx.device), best=best,
@@ -80,6 +84,16 @@ def finish_sr(job: SRJob, found: Found) -> Result:
     found.plot(baselines, best, run_dir / "pareto.png")
     report.write_sr_report(result, run_dir / "report.md")
     return result
+
+
+CALIBRATION_PATCH_HR = 96  # INT8 ranges from patches this large: smaller ones under-read them (clipping)
+
+
+def calibration_lr(job: SRJob, n: int) -> torch.Tensor:
+    """``n`` LR patches of the training images (not the evaluation sets) for INT8's ranges."""
+    patches = sr.data.TrainPatches(job.sr.train_root, job.sr.space.scale, patch_hr=CALIBRATION_PATCH_HR,
+                                   seed=job.ctx.settings.seed)
+    return patches.batch(n)[0]
 
 
 def train_baselines(job: SRJob) -> dict[str, Any]:

@@ -64,6 +64,37 @@ def export_onnx(model: nn.Module, path: str | Path, sample_hw: tuple[int, int] =
     return diff
 
 
+def add_onnx_metadata(path: str | Path, metadata: dict[str, str]) -> None:
+    """Record ``metadata`` (scale, architecture, input range, producer) in the ONNX file's
+    ``metadata_props``, rewriting it atomically."""
+    import onnx
+
+    path = Path(path)
+    graph = onnx.load(str(path))
+    onnx.helper.set_model_props(graph, {**{p.key: p.value for p in graph.metadata_props}, **metadata})
+    with atomic_path(path) as tmp:
+        onnx.save(graph, str(tmp))
+
+
+class OnnxModule(nn.Module):
+    """An ONNX file run by onnxruntime (CPU), callable like the PyTorch model: for scoring an
+    export with the same code as the model."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def invoke(self, lr: np.ndarray) -> np.ndarray:
+        return self.session.run(["sr"], {"lr": lr})[0]
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.invoke(lr.detach().cpu().numpy().astype(np.float32)))
+
+
 def save_weights(model: nn.Module, path: str | Path) -> Path:
     """Write the model's state dict with its architecture description (no pickled objects)."""
     arch = getattr(model, "arch", None)
