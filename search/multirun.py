@@ -94,6 +94,8 @@ def summary_row(result: Result, job: Path) -> dict[str, Any]:
         "best_arch_key": best.get("arch_key"),
         "blocks": len(arch["blocks"]) if isinstance(arch.get("blocks"), list) else None,
         "channels": arch.get("channels"),
+        "keep_rates": arch.get("keep_rates"),  # ViT
+        "test_top1": best.get("test_top1"),  # ViT, %
         "latency_ms": best.get("latency_ms"),
         "val_psnr_proxy": best.get("val_psnr_proxy"),
         "eval_psnr": evals,
@@ -111,8 +113,10 @@ def _fmt(value: Any, digits: int = 2) -> str:
 def write_summary(rows: list[dict[str, Any]], sweep_dir: Path) -> tuple[Path, Path]:
     """``summary.md`` (a table people read) and ``summary.json`` (the same rows)."""
     eval_names = sorted({name for row in rows for name in row["eval_psnr"]})
+    vit = any(row["task"] == "vit" for row in rows)
     head = ["job", "task", "device", "budget (ms)", "strategy", "trials done", "failed", "best trial",
-            "blocks", "C", "latency (ms)", "proxy val PSNR (dB)"] + [f"{n} PSNR (dB)" for n in eval_names]
+            "blocks", "C", "latency (ms)", "proxy val PSNR (dB)"] + [f"{n} PSNR (dB)" for n in eval_names] \
+        + (["keep rates", "test top-1 (%)"] if vit else [])
     lines = ["# Sweep summary", "",
              f"{len(rows)} jobs in `{sweep_dir}`; each job's own `report.md` and `result.json` are in "
              "its directory. Latency is the budgeted model's (see each job's report).", "",
@@ -122,6 +126,9 @@ def write_summary(rows: list[dict[str, Any]], sweep_dir: Path) -> tuple[Path, Pa
                  r["n_complete"], r["n_failed"], r["best_trial"], r["blocks"], r["channels"],
                  _fmt(r["latency_ms"]), _fmt(r["val_psnr_proxy"])]
         cells += [_fmt(r["eval_psnr"].get(n)) for n in eval_names]
+        if vit:
+            rates = r.get("keep_rates")
+            cells += [", ".join(f"{k:.2f}" for k in rates) if rates else None, _fmt(r.get("test_top1"))]
         lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
     md, js = sweep_dir / "summary.md", sweep_dir / "summary.json"
     write_text_atomic(md, "\n".join(lines) + "\n")

@@ -17,7 +17,9 @@ from search.study.progress import is_feasible  # noqa: E402
 from spaces.atomic import atomic_path, write_text_atomic  # noqa: E402
 
 
-def trial_summary(study: optuna.Study) -> dict[str, Any]:
+def trial_summary(study: optuna.Study, quality_key: str = "val_psnr") -> dict[str, Any]:
+    """Counts and every trial; each trial's proxy quality under ``quality_key`` (``val_psnr`` for
+    SR, ``val_top1`` for ViT), absent for a trial never trained."""
     trials = study.get_trials(deepcopy=False)
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     return {
@@ -33,7 +35,7 @@ def trial_summary(study: optuna.Study) -> dict[str, Any]:
                 "number": t.number,
                 "state": t.state.name,
                 "latency_ms": t.user_attrs.get("latency_ms"),
-                "val_psnr": t.user_attrs.get("val_psnr"),
+                quality_key: t.user_attrs.get(quality_key),
                 "trained": t.user_attrs.get("trained"),
                 "feasible": is_feasible(t),
                 "arch": t.user_attrs.get("arch"),

@@ -82,7 +82,7 @@ def _result(setup: ViTSetup, found: Found, best: dict[str, Any], baselines: dict
     return Result(task="vit", strategy=ctx.settings.strategy, device=device_info(ctx.device),
                   budget_ms=setup.budget_ms, budget_rule=setup.budget_rule, best=best,
                   study=study_info(ctx.settings),
-                  trials=None if found.study is None else report.trial_summary(found.study), extras=extras)
+                  trials=None if found.study is None else report.trial_summary(found.study, "val_top1"), extras=extras)
 
 
 def _draw(setup: ViTSetup, found: Found, result: Result) -> None:

@@ -36,7 +36,7 @@ def run_vit(ctx: RunContext) -> Result:
                               settings.near_budget, setup.cfg.proxy, two_objectives=settings.strategy == "nsga2")
     run_study(study, objective, settings, describe_trial)
     if not settings.run_final:  # a cluster worker: search only; the command without it trains the winner
-        return search_only_result(study, setup.ctx, "val_top1")
+        return search_only_result(study, setup.ctx, "val_top1", (setup.budget_ms, setup.budget_rule))
     best = confirmed_best(setup, study)
     if best is None:
         raise UserError(f"no trained candidate met budget_ms={setup.budget_ms:.2f}; raise search.n_trials or "
