@@ -12,6 +12,7 @@ import pytest
 def test_allowed_extrapolation_is_flagged_in_the_result(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "search", "task=sr", "device=s21", "experiment=smoke",
                            "task.space.channels=[32,48]", "latency.allow_extrapolation=true",
+                           "search.n_trials=3", "task.proxy.steps=2", "task.final.steps=2", "task.baselines=[bicubic]",
                            f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "reaches outside the latency model's range" in proc.stdout
