@@ -24,6 +24,7 @@ for round_ in range(1000):
 """
 
 
+@pytest.mark.slow
 def test_result_json_killed_mid_write_is_old_or_new_never_torn(tmp_path):
     write_text_atomic(tmp_path / "result.json", json.dumps({"round": -1}))
     for delay_s in (0.6, 0.9, 1.3, 1.7, 2.2):

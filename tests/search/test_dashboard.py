@@ -24,6 +24,7 @@ def get(app, path: str):
     return json.loads(body)
 
 
+@pytest.mark.slow
 def test_the_dashboard_lists_constraints_and_no_invented_quality(tmp_path):
     run_dir = tmp_path / "run"
     # The smoke profile as it is: the space is cut to what can fit the budget, so only a few of

@@ -38,6 +38,7 @@ def exported(tmp_path_factory):
     return model, {p: export_tflite(model, out / f"{p}.tflite", p, calibration=lambda: calib) for p in PRECISIONS}
 
 
+@pytest.mark.slow  # three conversions (litert-torch): ~10 s
 @pytest.mark.parametrize("precision,atol", [("fp32", 1e-5), ("fp16", 2e-3), ("int8", 0.08)])
 def test_each_precision_runs_at_any_size_close_to_pytorch(exported, precision, atol):
     model, files = exported
@@ -51,6 +52,7 @@ def test_each_precision_runs_at_any_size_close_to_pytorch(exported, precision, a
         assert float((got - want).abs().max()) <= atol, (precision, hw, float((got - want).abs().max()))
 
 
+@pytest.mark.slow
 def test_int8_is_smaller_and_really_integer(exported):
     _, files = exported
     assert files["int8"].stat().st_size < files["fp32"].stat().st_size
