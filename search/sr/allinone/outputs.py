@@ -14,6 +14,8 @@ from search.sr.allinone.chain import PointChoice, describe_arch
 from search.sr.allinone.governed import governed_summary
 from search.sr.allinone.job import Run
 from search.sr.allinone.points import PointSet
+from search.sr.finish import CALIBRATION_PATCH_HR
+from search.sr.ship import export_all
 from spaces import WDSRBArch
 from tasks.sr.allinone import AllInOneWDSRB, save_allinone
 
@@ -87,6 +89,24 @@ def export_files(model: AllInOneWDSRB, fixed: torch.nn.Module, run_dir: Path, po
     return {"path": path.name, "bytes": size, "largest_subnet": largest, "largest_subnet_path": ref.name,
             "largest_subnet_bytes": ref_size, "size_ratio": size / ref_size, "mask_ints": int(model.point_widths.numel()),
             "fixed_path": "fixed.pt", "loads_with": "tasks.sr.allinone.load_allinone (torch.load weights_only=True)"}
+
+
+def point_files(run: Run, model: AllInOneWDSRB, evals: dict[str, list]) -> dict[str, Any]:
+    """The deployable files of each operating point's sub-network (``export:``), in
+    ``points/<point>/``: what a phone without the switching runtime would load per level."""
+    ctx = run.ctx
+    patches = sr.data.TrainPatches(run.sr.train_root, run.sr.space.scale, patch_hr=CALIBRATION_PATCH_HR,
+                                   seed=ctx.settings.seed)
+    files = {}
+    for name, arch in run.points.items():
+        point = run.by_name[name]
+        out = ctx.run_dir / "points" / name
+        out.mkdir(parents=True, exist_ok=True)
+        threads = point.threads or ctx.device.measure_threads
+        written = export_all(model.subnet(name), arch, ctx.export, evals, lambda n: patches.batch(n)[0],
+                             tuple(ctx.device.lr_hw), threads, out, label=f"points/{name}/")
+        files[name] = {f"points/{name}/{f}": row for f, row in written.items()}
+    return files
 
 
 def _latency_source(run: Run) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from search.sr.allinone.governed import governed_points, make_governors
 from search.sr.allinone.job import Run, options_from, prepare
 from search.sr.allinone.levels import reselect, search_chain
 from search.sr.allinone.measure import final_latency, time_switch
-from search.sr.allinone.outputs import export_files, point_row, result_of
+from search.sr.allinone.outputs import export_files, point_files, point_row, result_of
 from search.sr.allinone.points import OperatingPoint
 from search.sr.allinone.report import write_allinone_report
 from search.sr.task import train_and_evaluate
@@ -63,6 +63,7 @@ def run_allinone(ctx: RunContext) -> Result:
     switched_scores = _evaluate(run, model, evals)
     switch = time_switch(model, int(run.opts["switch_trials"]))
     export = export_files(model, fixed, ctx.run_dir, run.pointset, ctx.settings.budget_ms)
+    export["points"] = point_files(run, model, evals)
     rows = [point_row(run, c, switched_ms, fixed_ms, rounds, switched_scores, alone_scores, list(evals))
             for c in run.choices]
     result = result_of(run, rows, switch, export, n_random)
