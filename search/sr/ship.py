@@ -24,7 +24,7 @@ TIMING_ROUNDS = 5  # interleaved rounds of the exported files' host timing
 
 def export_all(model: torch.nn.Module, arch: Any, export: ExportSettings, evals: dict[str, list],
                calibration_lr: Callable[[int], torch.Tensor], lr_hw: tuple[int, int], threads: int,
-               run_dir: Path, label: str = "") -> dict[str, Any]:
+               run_dir: Path, label: str = "", timed: bool = True) -> dict[str, Any]:
     """Write every requested file; returns ``{file: {format, precision, bytes, eval, psnr_diff_db,
     latency_ms_here, ...}}``. PSNR differences: ``model.onnx`` against PyTorch, the TFLite files
     against ``model.onnx`` (against PyTorch without it)."""
@@ -52,11 +52,12 @@ def export_all(model: torch.nn.Module, arch: Any, export: ExportSettings, evals:
         against = "model.onnx" if name != "model.onnx" and "model.onnx" in scores else "pytorch"
         files[name].update(bytes=(run_dir / name).stat().st_size, eval=scores[name], psnr_reference=against,
                            psnr_diff_db={s: scores[name][s]["psnr"] - scores[against][s]["psnr"] for s in evals})
-    _time(modules, files, lr_hw, threads)
+    if timed:
+        _time(modules, files, lr_hw, threads)
     for name, row in files.items():
+        timing = f"; {row['latency_ms_here']:.2f} ms here ({row['latency_runtime']})" if timed else ""
         say(f"export: {label}{name} ({row['bytes'] / 1e3:.0f} kB) PSNR vs {row['psnr_reference']} "
-            + ", ".join(f"{s} {d:+.3f} dB" for s, d in row["psnr_diff_db"].items())
-            + f"; {row['latency_ms_here']:.2f} ms here ({row['latency_runtime']})")
+            + ", ".join(f"{s} {d:+.3f} dB" for s, d in row["psnr_diff_db"].items()) + timing)
     return files
 
 

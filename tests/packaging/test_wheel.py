@@ -49,18 +49,18 @@ def test_the_installed_package_is_the_wheel_and_holds_its_configs(installed):
 
 
 def test_the_smoke_pipeline_runs_from_the_wheel_and_ships_tflite(installed):
-    """The smoke pipeline with every export: ONNX and TFLite at fp32, fp16 and int8, each scored
-    in its own runtime (LiteRT's interpreter for TFLite) against model.onnx."""
+    """The smoke pipeline with the issue's export: ONNX and TFLite at fp32 and int8 (fp16:
+    tests/tasks/sr/test_tflite.py), each scored in its own runtime (LiteRT's interpreter) against model.onnx."""
     pytest.importorskip("litert_torch", reason="the tflite extra is part of .[dev]")
     venv, outside = installed
     out = outside / "smoke"
     run([venv / "bin" / "hwnas-search", "task=sr", "device=s21", "experiment=smoke", "search.n_trials=3",
-         "export.formats=[onnx,tflite]", "export.precision=[fp32,fp16,int8]", f"hydra.run.dir={out}"],
+         "export.formats=[onnx,tflite]", "export.precision=[fp32,int8]", f"hydra.run.dir={out}"],
         outside, timeout=900)
     result = json.loads((out / "result.json").read_text())
     assert result["schema"] == "hwnas.result" and result["best"]["arch_key"]
     files = result["best"]["export"]
-    assert sorted(files) == ["model.onnx", "model.tflite", "model_fp16.tflite", "model_int8.tflite"]
+    assert sorted(files) == ["model.onnx", "model.tflite", "model_int8.tflite"]
     for name, row in files.items():
         assert (out / name).stat().st_size == row["bytes"] and row["latency_ms_here"] > 0
         bound = {"fp32": 0.05, "fp16": 0.05, "int8": INT8_BOUND_DB}[row["precision"]]

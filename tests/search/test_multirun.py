@@ -13,7 +13,7 @@ import pytest
 from search.multirun import collect, write_summary
 from search.result import Result
 
-BUDGETS = (16.0, 33.3, 66.0)
+BUDGETS = (16.0, 66.0)
 
 
 @pytest.mark.slow
@@ -22,7 +22,7 @@ def test_budget_sweep_with_joblib_writes_reports_and_summary(tmp_path, tiny_sr):
     tiny = [o for o in tiny_sr if not o.startswith(("task.space.max_blocks=", "search.n_trials="))]
     cmd = [sys.executable, "-m", "search", "-m", *tiny, "search.n_trials=2", "task.space.max_blocks=1",
            "budget_ms=" + ",".join(f"{b:g}" for b in BUDGETS), "hydra/launcher=joblib",
-           "hydra.launcher.n_jobs=3", f"hydra.sweep.dir={sweep}"]
+           "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -35,13 +35,13 @@ def test_budget_sweep_with_joblib_writes_reports_and_summary(tmp_path, tiny_sr):
         result = Result.read(job / "result.json")
         assert result.trials["n_complete"] == 2 and result.best["latency_ms"] <= budget
         studies.add(result.study["name"])
-    assert len(studies) == 3  # one study per budget
+    assert len(studies) == len(BUDGETS)  # one study per budget
 
     summary = json.loads((sweep / "summary.json").read_text())
     assert [row["budget_ms"] for row in summary["jobs"]] == list(BUDGETS)
     assert all(row["final_trained"] and row["eval_psnr"]["set5"] > 20 for row in summary["jobs"])
     table = (sweep / "summary.md").read_text()
-    assert table.count("| `sr-s21/budget_ms=") == 3 and "set5 PSNR (dB)" in table
+    assert table.count("| `sr-s21/budget_ms=") == len(BUDGETS) and "set5 PSNR (dB)" in table
 
 
 def test_summary_keeps_only_this_sweeps_jobs(tmp_path):

@@ -93,7 +93,9 @@ def export_files(model: AllInOneWDSRB, fixed: torch.nn.Module, run_dir: Path, po
 
 def point_files(run: Run, model: AllInOneWDSRB, evals: dict[str, list]) -> dict[str, Any]:
     """The deployable files of each operating point's sub-network (``export:``), in
-    ``points/<point>/``: what a phone without the switching runtime would load per level."""
+    ``points/<point>/``: what a phone without the switching runtime would load per level. Timed
+    here only where the points are this host's own (thread counts): frequency levels are the
+    device's, modelled, and a host timing would say nothing about them."""
     ctx = run.ctx
     patches = sr.data.TrainPatches(run.sr.train_root, run.sr.space.scale, patch_hr=CALIBRATION_PATCH_HR,
                                    seed=ctx.settings.seed)
@@ -104,7 +106,8 @@ def point_files(run: Run, model: AllInOneWDSRB, evals: dict[str, list]) -> dict[
         out.mkdir(parents=True, exist_ok=True)
         threads = point.threads or ctx.device.measure_threads
         written = export_all(model.subnet(name), arch, ctx.export, evals, lambda n: patches.batch(n)[0],
-                             tuple(ctx.device.lr_hw), threads, out, label=f"points/{name}/")
+                             tuple(ctx.device.lr_hw), threads, out, label=f"points/{name}/",
+                             timed=run.pointset.measured)
         files[name] = {f"points/{name}/{f}": row for f, row in written.items()}
     return files
 
