@@ -57,6 +57,7 @@ def count(ts, state: TrialState) -> int:
     return sum(t.state == state for t in ts)
 
 
+@pytest.mark.slow  # real worker processes on a shared study
 def test_workers_split_n_trials(storage_url, tmp_path):
     """3 workers, n_trials=8 as the study's total; trial #2 hits a NaN loss and fails with its
     reason while the study goes on."""

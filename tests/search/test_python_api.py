@@ -7,6 +7,7 @@ from search.errors import UserError
 from search.result import Result
 
 
+@pytest.mark.slow  # a whole (tiny) search
 def test_a_search_from_python_returns_the_result_it_writes(tmp_path, tiny_sr):
     overrides = [o for o in tiny_sr if not o.startswith(("task=", "device="))] + ["search.run_final=false"]
     result = search.run(task="sr", device="s21", overrides=overrides, run_dir=tmp_path / "run")

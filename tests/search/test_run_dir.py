@@ -12,6 +12,7 @@ from search.result import TRAINED, Result
 from search.study.worker import SKIPPED
 
 
+@pytest.mark.slow  # two processes
 def test_a_claimed_run_directory_refuses_a_second_process(tmp_path):
     with claim(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "search", "experiment=smoke", f"hydra.run.dir={tmp_path}"],

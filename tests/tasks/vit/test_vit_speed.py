@@ -8,12 +8,14 @@ real, measured speed-up so that a regression in the pruned path fails CI.
 
 from __future__ import annotations
 
+import pytest
 import timm
 
 from latency_models.interleave import speedup_of
 from tasks.vit import patch_token_selectors
 
 
+@pytest.mark.slow  # a timing, interleaved
 def test_deit_small_pruned_is_faster_at_2_threads_batch_1():
     model = timm.create_model("deit_small_patch16_224", pretrained=False).eval()
     pruned = patch_token_selectors(model, (0.7, 0.49, 0.343)).eval()

@@ -31,12 +31,14 @@ def test_demo_data_is_shuffled_split_and_normalised():
     assert abs(data.train_images.mean().item()) < 0.2 and 0.8 < data.train_images.std().item() < 1.2
 
 
+@pytest.mark.slow  # trains the demo teacher first
 def test_brief_teacher_training_learns_the_digits(demo):
     data, teacher, log = demo
     assert log.test_top1 > 0.25, log  # chance is 0.1; ViTs start slowly (~1500 steps to 97%)
     assert evaluate_top1(teacher, data.test) == pytest.approx(log.test_top1)
 
 
+@pytest.mark.slow  # trains the demo teacher first
 def test_straight_through_gradients_reach_every_selector(demo):
     data, teacher, _ = demo
     student = patch_token_selectors(copy.deepcopy(teacher), RATES, STAGES).train()
@@ -50,6 +52,7 @@ def test_straight_through_gradients_reach_every_selector(demo):
             assert param.grad is not None and param.grad.abs().sum() > 0, f"selector {i} {name}"
 
 
+@pytest.mark.slow  # trains the demo teacher first
 def test_train_selectors_lowers_the_objective(demo):
     data, teacher, _ = demo
     student = patch_token_selectors(copy.deepcopy(teacher), RATES, STAGES)
@@ -73,6 +76,7 @@ def test_train_selectors_lowers_the_objective(demo):
     assert abs(log.parts["keep_ratio_last"] - RATES[-1]) < 0.1
 
 
+@pytest.mark.slow  # trains the demo teacher first
 def test_hard_phase_trains_on_the_inference_path(demo):
     """``hard_steps``: the last steps run top-k exactly as inference does; gradients reach the
     backbone and (through the package token's weights) every selector's scoring head."""
