@@ -191,9 +191,9 @@ class ExportSettings:
 
 
 def _check_tflite_installed() -> None:
-    import importlib.util
+    from tasks.sr.tflite import missing_modules
 
-    missing = [m for m in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer") if importlib.util.find_spec(m) is None]
+    missing = missing_modules()
     if missing:
         raise UserError(f"export.formats has tflite but {', '.join(missing)} is not installed: "
                         "pip install -e '.[tflite]', or export.formats=[onnx]")

@@ -69,7 +69,8 @@ def finish_sr(job: SRJob, found: Found) -> Result:
     sr.save_weights(model, run_dir / "model.pt")
     save_arch(arch, run_dir / "arch.json", scale=arch.scale, latency_ms=found.latency_ms)
     files = export_all(model, arch, job.ctx.export, data.evals, partial(calibration_lr, job),
-                       tuple(job.ctx.device.lr_hw), job.ctx.device.measure_threads, run_dir)
+                       tuple(job.ctx.device.lr_hw), job.ctx.device.measure_threads, run_dir,
+                       pytorch_scores=best_scores["eval"])
     baselines = train_baselines(job)
     best = {
         "arch": arch.to_dict(), "arch_key": arch.key, **found.info, "latency_ms": found.latency_ms,

@@ -24,7 +24,8 @@ TIMING_ROUNDS = 5  # interleaved rounds of the exported files' host timing
 
 def export_all(model: torch.nn.Module, arch: Any, export: ExportSettings, evals: dict[str, list],
                calibration_lr: Callable[[int], torch.Tensor], lr_hw: tuple[int, int], threads: int,
-               run_dir: Path, label: str = "", timed: bool = True) -> dict[str, Any]:
+               run_dir: Path, label: str = "", timed: bool = True,
+               pytorch_scores: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write every requested file; returns ``{file: {format, precision, bytes, eval, psnr_diff_db,
     latency_ms_here, ...}}``. PSNR differences: ``model.onnx`` against PyTorch, the TFLite files
     against ``model.onnx`` (against PyTorch without it)."""
@@ -46,7 +47,7 @@ def export_all(model: torch.nn.Module, arch: Any, export: ExportSettings, evals:
             export_tflite(model, run_dir / name, precision, calibration=calibration)
             modules[name] = TFLiteModule(run_dir / name, threads)
             files[name] = {"format": "tflite", "precision": precision}
-    scores = {"pytorch": evaluate_sets(model, evals, arch.scale)}
+    scores = {"pytorch": pytorch_scores or evaluate_sets(model, evals, arch.scale)}
     for name, module in modules.items():
         scores[name] = evaluate_sets(module, evals, arch.scale)
         against = "model.onnx" if name != "model.onnx" and "model.onnx" in scores else "pytorch"

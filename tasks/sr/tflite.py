@@ -26,19 +26,28 @@ from spaces.atomic import atomic_path
 
 PRECISIONS = ("fp32", "fp16", "int8")
 MAX_SIDE_PX = 4096  # the largest LR side the dynamic export admits
+SIGNATURE = "serving_default"  # the one signature litert-torch writes
 
 
 class TFLiteUnavailable(ImportError):
     """The ``tflite`` extra is not installed."""
 
 
+EXTRA_MODULES = ("litert_torch", "ai_edge_litert", "ai_edge_quantizer")  # the tflite extra
+
+
+def missing_modules() -> list[str]:
+    """The tflite extra's modules not installed here (found without importing them: they are heavy)."""
+    import importlib.util
+
+    return [m for m in EXTRA_MODULES if importlib.util.find_spec(m) is None]
+
+
 def _require() -> None:
-    try:
-        import ai_edge_litert  # noqa: F401
-        import litert_torch  # noqa: F401
-    except ImportError as err:
-        raise TFLiteUnavailable(f"TFLite export needs the tflite extra ({err.name} is missing): "
-                                "pip install -e '.[tflite]'") from None
+    missing = missing_modules()
+    if missing:
+        raise TFLiteUnavailable(f"TFLite export needs the tflite extra ({', '.join(missing)} missing): "
+                                "pip install -e '.[tflite]'")
 
 
 def shuffle_as_conv(shuffle: nn.PixelShuffle, in_channels: int) -> nn.ConvTranspose2d:
@@ -87,13 +96,11 @@ def _int8(fp32: bytes, calibration: Iterable[torch.Tensor]) -> bytes:
         src.write_bytes(fp32)
         quantizer = Quantizer(str(src))
         quantizer.load_quantization_recipe(recipe.static_wi8_ai8())
-        signature = next(iter(quantizer.get_signature_def_names() if hasattr(quantizer, "get_signature_def_names")
-                              else ["serving_default"]))
         name = _input_name(fp32)
         samples = [{name: x.numpy().astype(np.float32)} for x in calibration]
         if not samples:
             raise ValueError("INT8 export needs calibration patches; none were given")
-        stats = quantizer.calibrate({signature: samples})
+        stats = quantizer.calibrate({SIGNATURE: samples})
         return bytes(quantizer.quantize(stats).quantized_model)
 
 
