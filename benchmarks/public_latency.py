@@ -11,6 +11,11 @@ share within +-5 % / +-10 %, MAPE and Spearman on 1,000 held-out networks, besid
 linear model (one indicator per layer/edge and op) and a FLOPs-linear one. Then the
 leave-one-device-out table: 50 networks of a device with ``prior=`` the predictors fitted
 (300 networks each) on every other physical device, against the same 50 without a prior.
+Last, per device, what its own timings allow: how often a held-out network lies within +-10 % of
+the other networks that run exactly the same kernels (the ceiling of any predictor that sees the
+kernels and not their order), and the lag-1 correlation of the predictor's errors in table order
+(the order the networks were measured in: a high value means the device drifted during its campaign,
+which no model of the architecture can predict).
 Traced op graphs are cached as JSON in ``--cache`` (tracing 2,000 networks takes minutes).
 """
 
@@ -36,6 +41,7 @@ from latency_models.benchnets import (
 from latency_models.evaluate import FlopsLinear, metrics
 from latency_models.features import total_flops
 from latency_models.graph import OpGraph, trace_graph
+from latency_models.predictors.additive import op_key
 
 N_TEST, POOL = 1000, 2000
 
@@ -120,6 +126,33 @@ def few_sample(space, rows, columns, g_by_batch, fitted, n: int = 50) -> list[st
     return lines
 
 
+def kernel_ceiling(y: np.ndarray, keys: list[tuple], test: np.ndarray) -> tuple[float, int]:
+    """Share of ``test`` networks within +-10 % of the median of the others running the same
+    kernels, and how many test networks have such twins."""
+    members: dict[tuple, list[int]] = {}
+    for i, k in enumerate(keys):
+        members.setdefault(k, []).append(i)
+    hits = [abs(y[i] / np.median([y[j] for j in members[keys[i]] if j != i]) - 1) <= 0.10
+            for i in test if len(members[keys[i]]) > 1]
+    return (float(np.mean(hits)) if hits else float("nan")), len(hits)
+
+
+def floor_table(space, rows, columns, g_by_batch, fitted) -> list[str]:  # noqa: ANN001
+    lines = []
+    for column in columns:
+        g = g_by_batch[batch_of(column)]
+        y = np.array([r.latency_ms[column] for r in rows])
+        ok = np.flatnonzero(y > 0)
+        pred = fitted[column]
+        keys = [tuple(sorted(op_key(op) for op in pred.ops_of(gr, None))) for gr in g]
+        share, n = kernel_ceiling(y, keys, ok[:N_TEST])
+        p = pred.predict_op_lists([pred.ops_of(g[i], None) for i in ok])
+        order = np.argsort([rows[i].index for i in ok], kind="stable")
+        r = (y[ok] / p - 1)[order]
+        lines.append(f"| {space} {column} | {100 * share:.1f} ({n}) | {np.corrcoef(r[:-1], r[1:])[0, 1]:+.2f} |")
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--spaces", nargs="+", default=["nb201", "fbnet"])
@@ -146,6 +179,12 @@ def main() -> None:
             print(f"\n## {space}: 50 networks of a held-out device, prior= the other devices' predictors\n\n"
                   "| device | <=10% with prior | <=10% from scratch | chosen |\n| --- | --- | --- | --- |")
             for line in few_sample(space, rows, columns, g_by_batch, fitted):
+                print(line, flush=True)
+        if 300 in args.n_train:
+            print(f"\n## {space}: what each device's timings allow (predictor fitted on 300)\n\n"
+                  "| device | same kernels, <=10% (test networks with twins) | error lag-1 correlation, table order |"
+                  "\n| --- | --- | --- |")
+            for line in floor_table(space, rows, columns, g_by_batch, fitted):
                 print(line, flush=True)
 
 

@@ -18,6 +18,7 @@ from latency_models.benchnets import NB201_OPS, nb201_network, parse_nb201_arch,
 from latency_models.evaluate import metrics
 from latency_models.graph import trace_graph
 from latency_models.predictors import AdditivePredictor
+from latency_models.predictors.additive import BASIS_VERSION
 from latency_models.zoo import sr_models
 from spaces import SRSpace
 
@@ -109,7 +110,7 @@ def test_file_round_trip_is_exact_and_pickle_free(nb201, tmp_path):
     with zipfile.ZipFile(path) as zf:
         assert sorted(zf.namelist()) == ["coef.npz", "manifest.json"]
         manifest = json.loads(zf.read("manifest.json"))
-    assert manifest["kind"] == "additive" and manifest["predictor"]["basis_version"] == 1
+    assert manifest["kind"] == "additive" and manifest["predictor"]["basis_version"] == BASIS_VERSION
     assert manifest["device"] == "titan_rtx_32" and manifest["cv_metrics"]["n"] == N_FIT
 
 
