@@ -12,16 +12,22 @@ printed beside the predictor's own held-out accuracy.
 from __future__ import annotations
 
 import random
+import statistics
 import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from torch import nn
 
-from latency_models.zoo import ZooModel, cnn_models, sr_models, vgg_stack, vit_models
+from latency_models.zoo import ZooModel, cnn_models, mobilenet224, sr_models, vgg_stack, vit_models
 
 SR_LR_HW = ((90, 160), (180, 320), (360, 640))  # every lr_hw of conf/device/ (a test checks)
 CHUNK = 12  # models per interleaved group: rounds stay short enough that drift is shared
+
+
+def REFERENCE() -> tuple[nn.Module, tuple[int, ...]]:  # noqa: N802 (a constant, built fresh)
+    """Timed in every round: a WDSR-like stack at 180x320 that streams memory as the SR nets do."""
+    return vgg_stack([32] * 4), (1, 3, 180, 320)
 POOR_WITHIN_15 = 0.8  # held-out share within +-15 % below which the predictor is called poor
 
 
@@ -64,30 +70,43 @@ def host_zoo(rng: random.Random, quick: bool = False, sr_lr_hw: Sequence[tuple[i
         out.append(ZooModel(f"resnet-{seed}", "cnn", (1, 3, 224, 224), lambda s=seed: resnet_like(random.Random(s))))
         widths = [rng.choice([16, 32, 64, 96]) for _ in range(rng.randint(3, 7))]
         out.append(ZooModel(f"vgg224-{i}", "cnn", (1, 3, 224, 224), lambda w=widths: vgg_stack(w, (0, 2, 4), True)))
+        seed = rng.randrange(2**31)
+        out.append(ZooModel(f"mobile224-{seed}", "cnn", (1, 3, 224, 224), lambda s=seed: mobilenet224(random.Random(s))))
     return out + vit_models(14, rng) + vit_models(4, rng, models=("demo_vit",))
 
 
 def time_zoo(models: Sequence[ZooModel], threads: int, *, rounds: int = 5, runs: int = 3, seed: int = 0,
-             progress: bool = True) -> list[float]:
-    """ms of each model, interleaved in seeded random groups of :data:`CHUNK` with the reference."""
+             progress: bool = True, reference_ms: float | None = None) -> tuple[list[float], float]:
+    """ms of each model, interleaved in seeded random groups of :data:`CHUNK` with a reference:
+    a model's least round median, times ``reference_ms`` over the reference's least round median
+    in its group (default ``reference_ms``: the median of those over the groups), so a group
+    timed while the host ran slow is brought back to the collection's speed. One factor per
+    group, not per round: a round's reference is itself noisy, and the least of noisy rescaled
+    rounds would be biased low. Returns the ms and the reference ms used."""
     from tqdm.auto import tqdm
 
     from latency_models.interleave import interleaved_ms
 
     order = list(range(len(models)))
     random.Random(seed).shuffle(order)
-    reference = (vgg_stack([32] * 4), (1, 3, 90, 160))
-    out = [0.0] * len(models)
+    raw: dict[int, tuple[float, ...]] = {}
+    ref_rounds: list[tuple[float, ...]] = []
     bar = tqdm(total=len(models), desc=f"timing the zoo (t={threads})", disable=not progress)
     for start in range(0, len(order), CHUNK):
         group = order[start:start + CHUNK]
-        timings = interleaved_ms([(models[i].build(), models[i].input_shape) for i in group], threads,
-                                 rounds=rounds, runs=runs, reference=reference)
-        for i, t in zip(group, timings):
-            out[i] = t.ms
+        items = [(models[i].build(), models[i].input_shape) for i in group] + [REFERENCE()]
+        timings = interleaved_ms(items, threads, rounds=rounds, runs=runs, settle=1)
+        ref_rounds.append(timings[-1].round_ms)
+        raw.update((i, t.round_ms) for i, t in zip(group, timings))
         bar.update(len(group))
     bar.close()
-    return out
+    ref_best = [min(rounds_ms) for rounds_ms in ref_rounds]
+    nominal = reference_ms or statistics.median(ref_best)
+    out = [0.0] * len(models)
+    for g, start in enumerate(range(0, len(order), CHUNK)):
+        for i in order[start:start + CHUNK]:
+            out[i] = min(raw[i]) * nominal / ref_best[g]
+    return out, nominal
 
 
 def build_host_predictor(threads: int = 1, quick: bool = False, progress: bool = True, seed: int = 0) -> Any:
@@ -99,13 +118,14 @@ def build_host_predictor(threads: int = 1, quick: bool = False, progress: bool =
     if progress:
         print(f"latency_models: no cached predictor for this host at {threads} thread(s); timing {len(models)} "
               "networks in interleaved rounds (one-off)", flush=True)
-    ms = time_zoo(models, threads, seed=seed, progress=progress, rounds=3 if quick else 5)
+    ms, reference_ms = time_zoo(models, threads, seed=seed, progress=progress, rounds=3 if quick else 5)
     order = list(range(len(models)))
     random.Random(seed).shuffle(order)
     test, train = order[: len(models) // 5], order[len(models) // 5:]
     predictor = fit(((models[i].build(), models[i].input_shape, ms[i]) for i in train), threads=threads,
                     device="cpu", backend="torch-cpu", seed=seed)
-    again = time_zoo([models[i] for i in test], threads, seed=seed + 1, progress=False, rounds=3 if quick else 5)
+    again, _ = time_zoo([models[i] for i in test], threads, seed=seed + 1, progress=False,
+                        rounds=3 if quick else 5, reference_ms=reference_ms)
     measured = [ms[i] for i in test]
     pred = [predictor.predict(models[i].build(), models[i].input_shape) for i in test]
     predictor.manifest["held_out_metrics"] = {"predictor": metrics(measured, pred),
@@ -113,7 +133,12 @@ def build_host_predictor(threads: int = 1, quick: bool = False, progress: bool =
     from latency_models.hostinfo import host_info
 
     predictor.manifest["host"] = host_info()
-    predictor.manifest["zoo"] = {"n_fit": len(train), "n_held_out": len(test), "timing": "interleaved, 5 rounds x 3"}
+    predictor.manifest["zoo"] = {
+        "n_fit": len(train), "n_held_out": len(test), "reference_ms": reference_ms,
+        "timing": "interleaved in groups of 12 with a reference, one settling run before each timing, each group "
+                  "rescaled by its reference's least round median",
+        "networks": [{"name": m.name, "input_shape": list(m.input_shape), "ms": ms[i], "held_out": i in test}
+                     for i, m in enumerate(models)]}
     report(predictor)
     return predictor
 

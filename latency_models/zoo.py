@@ -141,13 +141,24 @@ def vgg_stack(widths: list[int], pool_after: tuple[int, ...] = (), bn: bool = Fa
     return nn.Sequential(*layers)
 
 
+class SqueezeExcite(nn.Module):
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, max(8, c // 4), 1), nn.ReLU(),
+                                  nn.Conv2d(max(8, c // 4), c, 1), nn.Hardsigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
 class InvertedResidual(nn.Module):
-    def __init__(self, c_in: int, c_out: int, expand: int, stride: int, act: type[nn.Module]) -> None:
+    def __init__(self, c_in: int, c_out: int, expand: int, stride: int, act: type[nn.Module], k: int = 3,
+                 se: bool = False) -> None:
         super().__init__()
         h = c_in * expand
         self.body = nn.Sequential(nn.Conv2d(c_in, h, 1), nn.BatchNorm2d(h), act(),
-                                  nn.Conv2d(h, h, 3, stride, 1, groups=h), nn.BatchNorm2d(h), act(),
-                                  nn.Conv2d(h, c_out, 1), nn.BatchNorm2d(c_out))
+                                  nn.Conv2d(h, h, k, stride, k // 2, groups=h), nn.BatchNorm2d(h), act(),
+                                  *([SqueezeExcite(h)] if se else []), nn.Conv2d(h, c_out, 1), nn.BatchNorm2d(c_out))
         self.res = stride == 1 and c_in == c_out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,6 +175,24 @@ def mobilenet_like(rng: random.Random) -> nn.Module:
         layers.append(InvertedResidual(c, c_out, rng.choice([2, 4, 6]), 2 if c_out != c else 1, act))
         c = c_out
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 100)]
+    return nn.Sequential(*layers)
+
+
+def mobilenet224(rng: random.Random) -> nn.Module:
+    """An ImageNet-style mobile net at 224: four stride-2 stages to 7x7, hidden widths up to
+    ~1000 channels at small spatial sizes, squeeze-excite and 5x5 depthwise in some blocks."""
+    act = rng.choice([nn.ReLU, nn.Hardswish])
+    c = 16
+    layers: list[nn.Module] = [nn.Conv2d(3, c, 3, 2, 1), nn.BatchNorm2d(c), act()]
+    for _ in range(4):
+        c_out = 8 * round(c * rng.choice([1.5, 2.0]) / 8)
+        for b in range(rng.randint(1, 3)):
+            layers.append(InvertedResidual(c if b == 0 else c_out, c_out, rng.choice([3, 4, 6]), 2 if b == 0 else 1,
+                                           act, k=rng.choice([3, 5]), se=rng.random() < 0.5))
+        c = c_out
+    head = rng.choice([576, 960])
+    layers += [nn.Conv2d(c, head, 1), nn.BatchNorm2d(head), act(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+               nn.Linear(head, 1000)]
     return nn.Sequential(*layers)
 
 

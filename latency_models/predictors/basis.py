@@ -10,6 +10,10 @@ row has, in that group's columns only (units: GFLOP and MB, so coefficients are 
   i.e. small ops run below peak efficiency and efficiency saturates with size;
 - ``mb_spill_*``: ``max(bytes - knot, 0)``: extra time per byte once the working set passes a
   cache size, the penalty that makes a 4x larger activation more than 4x slower on a CPU;
+- ``mb_fresh``: MB of an output too large for the allocator to reuse (at least
+  :data:`FRESH_BYTES`, glibc's largest mmap threshold): each such output is new pages, faulted in
+  on first write. On this project's VM a ReLU with a 127 MiB output takes 52 ms into a fresh tensor
+  and 20 ms into a reused one, so a network at 360x640 pays more per pixel than at 180x320;
 - ``kchannel``: input channels / 1000, a fixed cost per channel whatever the spatial size (the
   per-channel loop set-up of CPU kernels: a Xeon Gold 6226 runs a 1104-channel conv at 4x4 in
   milliseconds; on the public FBNet timings, 50 networks fit 86 % within +-10 % with it, 59 % without).
@@ -36,8 +40,9 @@ GROUPS = (
 )
 FLOP_KNOTS = (1e6, 1e7)  # FLOPs: below ~1 MFLOP kernels are launch-bound on every device seen
 BYTE_KNOTS = (1e6, 8e6)  # bytes: around per-core L2 and a typical L3 slice
+FRESH_BYTES = 32 * 2**20  # glibc never raises its mmap threshold past this: larger blocks are always fresh pages
 BASES = ("count", "gflop", "mb", *(f"gflop_sat_{k:.0e}" for k in FLOP_KNOTS),
-         *(f"mb_spill_{k:.0e}" for k in BYTE_KNOTS), "kchannel")
+         *(f"mb_spill_{k:.0e}" for k in BYTE_KNOTS), "mb_fresh", "kchannel")
 N_BASES = len(BASES)
 FEATURES = tuple(f"{g}.{b}" for g in GROUPS for b in BASES) + ("intercept",)
 INTERCEPT = len(FEATURES) - 1
@@ -70,7 +75,8 @@ def op_bases(op: Op) -> np.ndarray:
     b = float(mem["in"] + mem["weights"] + mem["out"])
     sat = [min(f, k) / 1e9 for k in FLOP_KNOTS]
     spill = [max(b - k, 0.0) / 1e6 for k in BYTE_KNOTS]
-    return np.array([1.0, f / 1e9, b / 1e6, *sat, *spill, channels(op) / 1e3])
+    fresh = mem["out"] / 1e6 if mem["out"] >= FRESH_BYTES else 0.0
+    return np.array([1.0, f / 1e9, b / 1e6, *sat, *spill, fresh, channels(op) / 1e3])
 
 
 def channels(op: Op) -> int:

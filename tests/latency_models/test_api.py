@@ -14,6 +14,7 @@ import pytest
 
 import latency_models
 from latency_models.cli import main
+from latency_models.predictors.additive import BASIS_VERSION
 from spaces import WDSRBArch, WDSRBlock, save_arch
 
 PKG = Path(latency_models.__file__).parent
@@ -39,9 +40,12 @@ def test_for_device_cpu_fits_once_then_reuses(tmp_path, monkeypatch, capsys):
     first = latency_models.for_device("cpu", threads=1, quick=True, progress=False)
     out = capsys.readouterr().out
     assert "held-out" in out and "re-timed agree" in out  # accuracy printed beside the host's own noise
-    files = list((tmp_path / "latency").glob("*-t1-hwnas*-basis1-quick.hwlat"))
+    files = list((tmp_path / "latency").glob(f"*-t1-hwnas*-basis{BASIS_VERSION}-quick.hwlat"))
     assert len(files) == 1
     m = first.manifest
+    zoo = m["zoo"]["networks"]  # what it was fitted on, at the reference's speed
+    assert m["zoo"]["reference_ms"] > 0 and len(zoo) == m["n_samples"]["models"] + m["zoo"]["n_held_out"]
+    assert all(n["ms"] > 0 for n in zoo) and sum(n["held_out"] for n in zoo) == m["zoo"]["n_held_out"]
     assert m["threads"] == 1 and m["n_samples"]["models"] > 5 and m["held_out_metrics"]["predictor"]["n"] >= 3
     assert m["held_out_metrics"]["re_measured"]["n"] == m["held_out_metrics"]["predictor"]["n"]
     start = time.perf_counter()

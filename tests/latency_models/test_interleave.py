@@ -15,6 +15,13 @@ def test_rounds_reverse_their_order_and_report_each_call():
     assert "".join(seen) == "abbaab" and [len(r) for r in rows] == [3, 3]
 
 
+def test_settling_calls_precede_each_timing_in_every_round():
+    seen: list[str] = []
+    calls = [lambda: seen.append("a"), lambda: seen.append("b")]
+    interleaved_calls(calls, rounds=2, runs=1, warmup=0, settle=1)
+    assert "".join(seen) == "aabbbbaa"
+
+
 def test_nonsense_rounds_are_refused():
     with pytest.raises(ValueError, match="at least 1"):
         interleaved_calls([lambda: None], rounds=0)
