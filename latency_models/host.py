@@ -23,12 +23,12 @@ from latency_models.zoo import ZooModel, cnn_models, mobilenet224, sr_models, vg
 
 SR_LR_HW = ((90, 160), (180, 320), (360, 640))  # every lr_hw of conf/device/ (a test checks)
 CHUNK = 12  # models per interleaved group: rounds stay short enough that drift is shared
+POOR_WITHIN_15 = 0.8  # held-out share within +-15 % below which the predictor is called poor
 
 
 def REFERENCE() -> tuple[nn.Module, tuple[int, ...]]:  # noqa: N802 (a constant, built fresh)
-    """Timed in every round: a WDSR-like stack at 180x320 that streams memory as the SR nets do."""
+    """Timed in every group: a 4 x 32 VGG-style stack at 180x320 that streams memory as the SR nets do."""
     return vgg_stack([32] * 4), (1, 3, 180, 320)
-POOR_WITHIN_15 = 0.8  # held-out share within +-15 % below which the predictor is called poor
 
 
 class _Basic(nn.Module):
@@ -89,23 +89,20 @@ def time_zoo(models: Sequence[ZooModel], threads: int, *, rounds: int = 5, runs:
 
     order = list(range(len(models)))
     random.Random(seed).shuffle(order)
-    raw: dict[int, tuple[float, ...]] = {}
-    ref_rounds: list[tuple[float, ...]] = []
+    groups: list[tuple[list[int], list[float], float]] = []  # members, their least medians, reference's
     bar = tqdm(total=len(models), desc=f"timing the zoo (t={threads})", disable=not progress)
     for start in range(0, len(order), CHUNK):
         group = order[start:start + CHUNK]
         items = [(models[i].build(), models[i].input_shape) for i in group] + [REFERENCE()]
-        timings = interleaved_ms(items, threads, rounds=rounds, runs=runs, settle=1)
-        ref_rounds.append(timings[-1].round_ms)
-        raw.update((i, t.round_ms) for i, t in zip(group, timings))
+        *timed, ref = interleaved_ms(items, threads, rounds=rounds, runs=runs, settle=1)
+        groups.append((group, [t.ms for t in timed], ref.ms))
         bar.update(len(group))
     bar.close()
-    ref_best = [min(rounds_ms) for rounds_ms in ref_rounds]
-    nominal = reference_ms or statistics.median(ref_best)
+    nominal = reference_ms or statistics.median(ref_ms for _, _, ref_ms in groups)
     out = [0.0] * len(models)
-    for g, start in enumerate(range(0, len(order), CHUNK)):
-        for i in order[start:start + CHUNK]:
-            out[i] = min(raw[i]) * nominal / ref_best[g]
+    for group, ms, ref_ms in groups:
+        for i, m in zip(group, ms):
+            out[i] = m * nominal / ref_ms
     return out, nominal
 
 

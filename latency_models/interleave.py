@@ -5,8 +5,8 @@ memory-bound network can read 1.5x slower a minute later. Timing models one afte
 turns that drift into differences between them. Here every model is timed once per round, in
 an order reversed each round (A B C, C B A, ...), a few runs each; a model's figure is its
 least per-round median (the round that got the machine at its quietest), and its spread is the
-ratio of its slowest to its fastest round median. With a ``reference`` timed in every round,
-each round's medians are also rescaled by how fast the reference ran in that round.
+ratio of its slowest to its fastest round median. (A reference model for host drift is timed as
+one more item: :func:`latency_models.host.time_zoo`.)
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ def interleaved_calls(calls: Sequence[Callable[[], object]], *, rounds: int = 5,
 @torch.inference_mode()
 def interleaved_ms(models: Sequence[tuple[nn.Module, Sequence[int]]], threads: int = 1, *, rounds: int = 5,
                    runs: int = 3, warmup: int = 2, settle: int = 0,
-                   reference: tuple[nn.Module, Sequence[int]] | None = None,
                    after: Callable[[int, float], None] | None = None) -> list[InterleavedTiming]:
     """Time ``models`` ((module, input shape (B, C, H, W)) pairs) in interleaved rounds on torch-cpu.
 
@@ -83,20 +82,15 @@ def interleaved_ms(models: Sequence[tuple[nn.Module, Sequence[int]]], threads: i
     a caller whose module changes what it runs between timings (a run-time governor picking the
     next level) decides there. The previous torch thread count is restored.
     """
-    items = list(models) + ([reference] if reference is not None else [])
+    items = list(models)
     gen = torch.Generator().manual_seed(0)
     calls = [partial(module.eval(), torch.randn(tuple(shape), generator=gen)) for module, shape in items]
-    told = None if after is None else (lambda i, ms: after(i, ms) if i < len(models) else None)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        per_round = interleaved_calls(calls, rounds=rounds, runs=runs, warmup=warmup, settle=settle, after=told)
+        per_round = interleaved_calls(calls, rounds=rounds, runs=runs, warmup=warmup, settle=settle, after=after)
     finally:
         torch.set_num_threads(before)
-    if reference is not None:
-        ref = per_round.pop()
-        nominal = statistics.median(ref)
-        per_round = [[m * nominal / rm for m, rm in zip(rows, ref)] for rows in per_round]
     return [InterleavedTiming(min(rows), tuple(rows), threads) for rows in per_round]
 
 
