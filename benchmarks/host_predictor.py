@@ -8,8 +8,11 @@
    resnet18 and mobilenetv3_small at 224. The harness times the seven together in interleaved
    rounds (reversed each round, least median), twice: the second timing's agreement with the
    first is printed beside each error (the host's own noise on that network).
-2. Extrapolation: a predictor fitted only on WDSR-B networks at LR 90x160 predicts other WDSR-B
-   networks at 180x320 and 360x640 (median |error| and the worst).
+2. Extrapolation: predictors fitted on WDSR-B networks timed only at LR 90x160 predict other
+   WDSR-B networks at 180x320 and 360x640 (median |error|, the worst, and the same networks'
+   re-measured agreement), learned three ways: from the network timings alone, with the
+   networks' kernels profiled here, and with those kernels also profiled on 2x and 4x taller
+   and wider images (``kernel_scales``).
 Timings are cached as JSON in ``--cache``; delete it to re-measure.
 """
 
@@ -19,7 +22,6 @@ import argparse
 import json
 import os
 import random
-import statistics
 from pathlib import Path
 
 import numpy as np
@@ -89,32 +91,52 @@ def host_table(threads: int, cache: Path) -> list[float]:
     return errors
 
 
-def extrapolation(threads: int, cache: Path, n_fit: int = 40, n_test: int = 16) -> None:
-    import latency_models
+EXTRAPOLATION_HW = ((180, 320), (360, 640))
+FITS = {  # name -> latency_models.fit options: what each way of learning is given beyond the 90x160 timings
+    "networks only": {},
+    "+ kernels": {"kernels": "torch-cpu", "graph": "eager"},
+    "+ kernels x1,2,4": {"kernels": "torch-cpu", "graph": "eager", "kernel_scales": (1, 2, 4)},
+}
+
+
+def extrapolation_timings(threads: int, cache: Path, n_fit: int, n_test: int) -> tuple[list, list, dict]:
+    """(fitting networks, test archs, ms): every network timed in one collection, interleaved
+    in groups with the host predictor's reference (so the fitting and test timings share the
+    host's speed), the test networks timed a second time for the agreement."""
+    from latency_models.host import time_zoo
+    from latency_models.zoo import WDSRB, ZooModel
 
     rng = random.Random(7)
     fit_models = sr_models(n_fit, rng, lr_hw=(90, 160))
     test_archs = [m.arch for m in sr_models(n_test, rng)]
-    from latency_models.zoo import WDSRB
+    tests = [ZooModel(f"{hw}-{i}", "sr", (1, 3, *hw), lambda a=a: WDSRB(a)) for hw in EXTRAPOLATION_HW
+             for i, a in enumerate(test_archs)]
 
     def measure() -> dict[str, list[float]]:
-        out = {"fit": [t.ms for t in interleaved_ms([(m.build(), m.input_shape) for m in fit_models], threads)]}
-        for hw in ((180, 320), (360, 640)):
-            built = [(WDSRB(a), (1, 3, *hw)) for a in test_archs]
-            out[f"{hw[0]}x{hw[1]}"] = [t.ms for t in interleaved_ms(built, threads)]
-        return out
+        ms, ref = time_zoo(fit_models + tests, threads)
+        again, _ = time_zoo(tests, threads, seed=1, reference_ms=ref)
+        return {"fit": ms[:n_fit], "test": ms[n_fit:], "test_again": again, "reference_ms": [ref]}
 
-    ms = cached(cache / f"extrapolation_t{threads}.json", measure)
-    predictor = latency_models.fit(((m.build(), m.input_shape, y) for m, y in zip(fit_models, ms["fit"])),
-                                   threads=threads, device="cpu", backend="torch-cpu")
-    print(f"\n## extrapolation, {threads} thread(s): fitted on {n_fit} WDSR-B at LR 90x160 only")
-    print(f"{'size':<10} {'n':>3} {'median |err|':>13} {'worst':>8} {'within 15%':>11}")
-    for hw in ((180, 320), (360, 640)):
-        measured = np.array(ms[f"{hw[0]}x{hw[1]}"])
-        pred = predictor.predict_archs(test_archs, hw)
-        err = np.abs(pred / measured - 1)
-        print(f"{hw[0]}x{hw[1]:<6} {len(err):>3} {100 * statistics.median(err):>12.1f}% {100 * err.max():>7.1f}% "
-              f"{100 * np.mean(err <= 0.15):>10.0f}%")
+    return fit_models, test_archs, cached(cache / f"extrapolation_v2_t{threads}.json", measure)
+
+
+def extrapolation(threads: int, cache: Path, n_fit: int = 40, n_test: int = 16) -> None:
+    import latency_models
+
+    fit_models, test_archs, ms = extrapolation_timings(threads, cache, n_fit, n_test)
+    measured = np.array(ms["test"]).reshape(len(EXTRAPOLATION_HW), -1)
+    again = np.array(ms["test_again"]).reshape(measured.shape)
+    print(f"\n## extrapolation, {threads} thread(s): fitted on {n_fit} WDSR-B timed at LR 90x160 only")
+    print(f"{'fit':<18} {'size':<8} {'n':>3} {'median |err|':>13} {'worst':>7} {'within 15%':>11} "
+          f"{'re-measured median / worst':>27}")
+    for name, options in FITS.items():
+        predictor = latency_models.fit(((m.build(), m.input_shape, y) for m, y in zip(fit_models, ms["fit"])),
+                                       threads=threads, device="cpu", backend="torch-cpu", **options)
+        for (h, w), m, m2 in zip(EXTRAPOLATION_HW, measured, again):
+            err = np.abs(predictor.predict_archs(test_archs, (h, w)) / m - 1)
+            agree = np.abs(m2 / m - 1)
+            print(f"{name:<18} {f'{h}x{w}':<8} {len(err):>3} {100 * np.median(err):>12.1f}% {100 * err.max():>6.1f}% "
+                  f"{100 * np.mean(err <= 0.15):>10.0f}% {100 * np.median(agree):>17.1f}% / {100 * agree.max():.1f}%")
 
 
 def main() -> None:

@@ -79,7 +79,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
     priors = [latency_models.load(p) for p in args.prior or []]
     pred = latency_models.fit([(ops[i], None, ys[i]) for i in train], kernels=args.kernels, prior=priors or None,
                               graph=args.graph, threads=threads, device=str(meta.get("device", "unknown")),
-                              backend=meta.get("backend"), seed=args.seed, progress=True, max_kernels=args.max_kernels)
+                              backend=meta.get("backend"), seed=args.seed, progress=True, max_kernels=args.max_kernels,
+                              kernel_scales=args.kernel_scales)
     if test:
         g = [total_flops(o) / 1e9 for o in ops]
         base = FlopsLinear().fit([g[i] for i in train], [ys[i] for i in train]).predict([g[i] for i in test])
@@ -164,6 +165,9 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--prior", nargs="+", metavar="FILE", help="predictor files of other devices to adapt from")
     f.add_argument("--graph", choices=["auto", "eager", "compiled"], default="auto")
     f.add_argument("--max-kernels", type=int, default=3000)
+    f.add_argument("--kernel-scales", type=int, nargs="+", default=[1], metavar="N",
+                   help="with --kernels: also profile a sample of the image kernels on N x taller and wider images "
+                        "(e.g. 1 2 4), for predictions beyond the dataset's sizes")
     f.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("evaluate", help="accuracy of a predictor on a dataset, beside FLOPs-linear")
     e.add_argument("predictor")

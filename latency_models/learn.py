@@ -56,14 +56,17 @@ def _kernel_graph(graph: str, kernels: Any) -> str:
 
 
 def _kernel_base(kernels: Any, op_lists: list[list[Op]], threads: int, options: Mapping[str, Any] | None,
-                 max_kernels: int, seed: int, progress: bool) -> tuple[np.ndarray, dict[str, Any]]:
-    from latency_models.kernels import distinct_kernels, profile_kernels
+                 max_kernels: int, scales: Sequence[int], seed: int, progress: bool
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
+    from latency_models.kernels import choose_kernels, distinct_kernels, profile_kernels, swept_kernels
 
     if isinstance(kernels, Mapping):
         table, record = dict(kernels), {"backend": "given", "n_kernels": len(kernels)}
     else:
-        table, record = profile_kernels(distinct_kernels(op_lists), kernels, threads, backend_options=options,
-                                        max_kernels=max_kernels, seed=seed, progress=progress)
+        ops = swept_kernels(choose_kernels(distinct_kernels(op_lists), max_kernels, seed), scales, seed)
+        table, record = profile_kernels(ops, kernels, threads, backend_options=options, max_kernels=len(ops),
+                                        seed=seed, progress=progress)
+        record["scales"] = sorted({int(s) for s in scales})
     ops = [op for op in table if not op.attr("fused")]
     if not ops:
         raise ValueError("kernel profiling gave no kernels; the fitting networks have no ops to time")
@@ -82,13 +85,16 @@ def _priors(prior: Any) -> list[AdditivePredictor]:
 
 def fit(samples: Iterable[tuple[Any, Sequence[int], float]], *, kernels: Any = None, prior: Any = None,
         graph: str = "auto", threads: int = 1, device: str = "unknown", backend: str | None = None,
-        kernel_options: Mapping[str, Any] | None = None, max_kernels: int = 3000, ensemble: int = ENSEMBLE,
+        kernel_options: Mapping[str, Any] | None = None, max_kernels: int = 3000, kernel_scales: Sequence[int] = (1,),
+        ensemble: int = ENSEMBLE,
         kernel_table: bool = True, seed: int = 0, progress: bool = False) -> AdditivePredictor:
     """Fit an additive predictor (see the module docstring).
 
     ``graph``: ``"eager"``, ``"compiled"`` or ``"auto"`` (cross-validated; with kernel profiling,
     what the kernels' backend runs). ``kernel_table``: also try per-kernel corrections of the
     group curves (:mod:`latency_models.predictors.kernel_table`; cross-validation decides).
+    ``kernel_scales``: with kernel profiling, also time a sample of the image kernels on images
+    that many times taller and wider (e.g. ``(1, 2, 4)``), for predictions beyond the fitting sizes.
     ``device``/``backend``/``threads`` describe where the timings were measured and go into the manifest.
     """
     if graph not in (*GRAPH_MODES, "auto"):
@@ -104,8 +110,8 @@ def fit(samples: Iterable[tuple[Any, Sequence[int], float]], *, kernels: Any = N
     designer = Designer()
     xs = {m: designer.matrix(lists[m]) for m in modes}
     if kernels is not None:
-        base, kernel_record = _kernel_base(kernels, lists[modes[0]], threads, kernel_options, max_kernels, seed,
-                                           progress)
+        base, kernel_record = _kernel_base(kernels, lists[modes[0]], threads, kernel_options, max_kernels,
+                                           kernel_scales, seed, progress)
         candidates = af.base_candidates("kernels", modes[0], base)
     else:
         # a prior's per-op costs were learned on its own op lists: adapt it on those only
