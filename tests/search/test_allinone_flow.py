@@ -48,8 +48,14 @@ def yaml_options(smoke: bool) -> dict:
 def test_device_profiles_list_operating_points():
     cpu, cpu_points = device_cfg("cpu")
     points = PointSet.from_config(cpu_points, cpu)
-    assert points.kind == "threads" and points.measured
-    assert sorted(p.threads for p in points.points) == [1, 2]
+    assert points.kind == "load" and points.measured
+    assert [(p.load, p.threads) for p in points.points] == [("idle", 2), ("cpu", 2)]
+    assert "busy: cpu at 2 thread(s)" in points.source
+    with pytest.raises(UserError, match="load='gpu'"):
+        PointSet.from_config({"kind": "load", "points": [{"name": "a", "load": "gpu"}, {"name": "b", "load": "idle"}]}, cpu)
+    threads = PointSet.from_config({"kind": "threads", "points": [{"name": "t1", "threads": 1},
+                                                                  {"name": "t2", "threads": 2}]}, cpu)
+    assert sorted(p.threads for p in threads.points) == [1, 2] and threads.measured
     s21, s21_points = device_cfg("s21")
     levels = PointSet.from_config(s21_points, s21)
     assert not levels.measured and levels.kind == "dvfs"
@@ -176,7 +182,8 @@ def test_cpu_smoke_end_to_end(tmp_path):
     # A quarter of device=cpu's frame (and of its budget): the same flow, timed at a quarter of the cost.
     result, run_dir, _ = run_search(tmp_path, "device=cpu", "device.lr_hw=[90,160]", "budget_ms=15")
     rows = result["operating_points"]
-    assert sorted(r["threads"] for r in rows) == [1, 2] and result["latency_measured"]
+    assert [r["load"] for r in rows] == ["idle", "cpu"] and result["latency_measured"]
+    assert rows[0]["slowdown"] == 1.0 and rows[1]["slowdown"] > 1.05  # one core taken: the fixed net slows
     for r in rows:
         assert r["measured"] and r["latency_ms"] > 0 and r["fixed_latency_ms"] > 0
         assert 25 < r["eval"]["set5"]["psnr"] < 45 and len(r["latency_rounds_ms"]) == result["options"]["final_rounds"] == 5
@@ -229,8 +236,10 @@ def test_s21_flow_runs_on_modelled_frequency_levels(tmp_path):
 
 def test_cpu_points_use_the_configured_conv_kernels():
     cpu, cfg = device_cfg("cpu")
+    assert {p.onednn for p in PointSet.from_config(cfg, cpu).points} == {None}  # conf/device/cpu.yaml: torch's
+    cfg = {"kind": "threads", "onednn": None, "points": [{"name": "threads2", "threads": 2},
+                                                         {"name": "threads1", "threads": 1}]}
     points = PointSet.from_config(cfg, cpu)
-    assert {p.onednn for p in points.points} == {None}  # conf/device/cpu.yaml: torch's default kernels
     assert "torch's default conv kernels" in points.source and "conv_kernels" not in points.points[0].to_dict()
     cfg["onednn"] = False
     native = PointSet.from_config(cfg, cpu)

@@ -55,6 +55,12 @@ class Run:
         return {c.point.name: c.arch for c in self.choices}
 
     @property
+    def fixed_point(self) -> str:
+        """The point whose sub-network is the *fixed* network: the slowest point's, the one network
+        a user without switching would ship, since it must meet the budget there too."""
+        return self.choices[-1].point.name
+
+    @property
     def by_name(self) -> dict[str, OperatingPoint]:
         return {c.point.name: c.point for c in self.choices}
 

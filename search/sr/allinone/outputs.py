@@ -23,13 +23,14 @@ from tasks.sr.allinone import AllInOneWDSRB, save_allinone
 def point_row(run: Run, c: PointChoice, switched_ms: dict[str, float], fixed_ms: dict[str, float], rounds: Any,
          switched_scores: dict[str, Any], alone_scores: dict[str, Any], sets: list[str]) -> dict[str, Any]:
     """One operating point's line of the result: its sub-network, latency and scores."""
-    name, budget_ms, largest = c.point.name, run.ctx.settings.budget_ms, run.choices[0].point.name
+    name, budget_ms, fixed = c.point.name, run.ctx.settings.budget_ms, run.fixed_point
     row = {
         **c.point.to_dict(), **describe_arch(c.arch),
         "latency_ms": switched_ms[name], "measured": run.lat.measured, "search_latency_ms": c.latency_ms,
         "meets_budget": switched_ms[name] <= budget_ms, "eval": switched_scores[name],
         "fixed_latency_ms": fixed_ms[name], "fixed_meets_budget": fixed_ms[name] <= budget_ms,
-        "fixed_eval": alone_scores[largest]["eval"], "params_active": _params(c.arch),
+        "fixed_eval": alone_scores[fixed]["eval"], "params_active": _params(c.arch),
+        "slowdown": fixed_ms[name] / min(fixed_ms.values()),  # the fixed network here over its fastest point
     }
     if run.lat.measured:
         row["latency_rounds_ms"] = rounds["switched"][name]
@@ -79,7 +80,7 @@ def export_files(model: AllInOneWDSRB, fixed: torch.nn.Module, run_dir: Path, po
     ``largest_subnet.pt``: the largest sub-network in the file (the first level) as a plain WDSR-B,
     the reference size for the All-in-One file."""
     path = save_allinone(model, run_dir / "allinone.pt", extra={
-        "operating_points": {p.name: p.threads or p.freq_mhz for p in pointset.points},
+        "operating_points": {p.name: p.to_dict() for p in pointset.points},
         "kind": pointset.kind, "budget_ms": budget_ms,
         "fallback_levels": [n for n in model.point_names if n not in {p.name for p in pointset.points}]})
     sr.save_weights(fixed, run_dir / "fixed.pt")

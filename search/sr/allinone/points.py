@@ -2,6 +2,9 @@
 
 A device profile lists ``operating_points`` (conf/device/*.yaml):
 
+- ``kind: load`` (this host, the default): each point is the same torch thread count under a
+  different background load (:mod:`search.sr.allinone.load`: idle, memory streaming, a busy
+  core), started and stopped by the measurement itself; latency is *measured* here under it;
 - ``kind: threads`` (this host): each point is a number of torch intra-op threads, and latency
   is *measured* here at that thread count (``latency_models.measure``, torch-cpu backend);
 - ``kind: dvfs`` (a phone): each point is a frequency level in MHz, and latency is *modelled*:
@@ -24,18 +27,20 @@ from latency_models.interleave import InterleavedTiming, interleaved_ms
 from search.errors import UserError
 from search.latency import LatencyEstimator, make_estimator
 from search.settings import DeviceProfile
+from search.sr.allinone.load import LOADS, apply_load
 
 BuildFn = Callable[[Any], torch.nn.Module]
 
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """One execution speed of the device: ``threads`` (measured kind) or ``freq_mhz`` (dvfs)."""
+    """One execution speed of the device: ``threads`` and ``load`` (measured kinds) or ``freq_mhz`` (dvfs)."""
 
     name: str
     threads: int | None = None
     freq_mhz: float | None = None
-    onednn: bool | None = None      # threads kind: torch's conv kernels at this point (None: torch's setting)
+    onednn: bool | None = None      # measured kinds: torch's conv kernels at this point (None: torch's setting)
+    load: str | None = None         # load kind: the background load running while this point is timed
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -45,14 +50,22 @@ class OperatingPoint:
             out["freq_mhz"] = self.freq_mhz
         if self.onednn is not None:
             out["conv_kernels"] = "onednn" if self.onednn else "native"
+        if self.load is not None:
+            out["load"] = self.load
         return out
+
+    def enter(self) -> None:
+        """Put this process where the point runs: its torch threads and background load."""
+        torch.set_num_threads(self.threads)  # type: ignore[arg-type]
+        if self.load is not None:
+            apply_load(self.load)
 
 
 @dataclass(frozen=True)
 class PointSet:
     """The device's operating points as configured, with where their numbers come from."""
 
-    kind: str                       # "threads" or "dvfs"
+    kind: str                       # "load", "threads" or "dvfs"
     points: tuple[OperatingPoint, ...]
     source: str                     # where the levels come from (dvfs) or how they are measured
     latency_model: str              # how latency depends on the point, in words
@@ -67,16 +80,10 @@ class PointSet:
         points = []
         for i, p in enumerate(cfg["points"]):
             try:
-                if kind == "threads":
-                    points.append(OperatingPoint(str(p["name"]), threads=int(p["threads"]),
-                                                 onednn=_onednn(p.get("onednn", cfg.get("onednn")), i)))
-                elif kind == "dvfs":
-                    points.append(OperatingPoint(str(p["name"]), freq_mhz=float(p["freq_mhz"])))
-                else:
-                    raise UserError(f"device.operating_points.kind={kind!r}; choose threads or dvfs")
+                points.append(_point(kind, p, cfg, device, i))
             except (KeyError, TypeError, ValueError):
                 raise UserError(f"device.operating_points.points[{i}]={p!r} needs a name and "
-                                + ("threads" if kind == "threads" else "freq_mhz")) from None
+                                + _NEEDS.get(kind, "freq_mhz")) from None
         if only:
             known = {p.name for p in points}
             missing = [n for n in only if n not in known]
@@ -85,7 +92,11 @@ class PointSet:
             points = [p for p in points if p.name in set(only)]
         if len(points) < 2:
             raise UserError("strategy=allinone needs at least two operating points")
-        if kind == "threads":
+        if kind == "load":
+            source = (f"measured on this host (torch-cpu, LR {device.lr_hw[0]}x{device.lr_hw[1]}) under a background "
+                      "load per point, started and stopped by the measurement: "
+                      + ", ".join(f"{p.name}: {p.load} at {p.threads} thread(s)" for p in points))
+        elif kind == "threads":
             kernels = {p.onednn for p in points}
             how = ("torch's default conv kernels" if kernels == {None} else
                    "conv kernels " + ", ".join(f"{p.name}: {'oneDNN' if p.onednn else 'native' if p.onednn is False else 'default'}"
@@ -94,7 +105,26 @@ class PointSet:
                       "one thread count per point")
         else:
             source = str(cfg.get("source", "not given"))
-        return PointSet(kind, tuple(points), source, str(cfg.get("latency_model", source)), kind == "threads")
+        return PointSet(kind, tuple(points), source, str(cfg.get("latency_model", source)), kind in _MEASURED)
+
+
+_MEASURED = ("load", "threads")
+_NEEDS = {"load": f"load (one of {LOADS})", "threads": "threads"}
+
+
+def _point(kind: str, p: dict[str, Any], cfg: dict[str, Any], device: DeviceProfile, i: int) -> OperatingPoint:
+    name = str(p["name"])
+    onednn = _onednn(p.get("onednn", cfg.get("onednn")), i)
+    if kind == "load":
+        load = str(p["load"])
+        if load not in LOADS:
+            raise UserError(f"device.operating_points.points[{i}].load={load!r}; choose one of {LOADS}")
+        return OperatingPoint(name, threads=int(p.get("threads", device.measure_threads)), onednn=onednn, load=load)
+    if kind == "threads":
+        return OperatingPoint(name, threads=int(p["threads"]), onednn=onednn)
+    if kind == "dvfs":
+        return OperatingPoint(name, freq_mhz=float(p["freq_mhz"]))
+    raise UserError(f"device.operating_points.kind={kind!r}; choose load, threads or dvfs")
 
 
 def _onednn(value: Any, i: int) -> bool | None:
@@ -120,7 +150,7 @@ class AtPoint(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.before is not None:
             self.before()
-        torch.set_num_threads(self.point.threads)  # type: ignore[arg-type]
+        self.point.enter()
         with conv_kernels(self.point.onednn):
             return self.module(x)
 
@@ -179,17 +209,25 @@ class PointLatency:
         if point.threads is None:
             raise ValueError(f"operating point {point.name} is modelled, not measured")
         opts = {**self.protocol, **protocol}
-        return latency_models.measure(module, self.shape, backend="torch-cpu", threads=point.threads,
-                                      backend_options={"onednn": point.onednn}, **opts).median_ms
+        try:
+            if point.load is not None:
+                apply_load(point.load)
+            return latency_models.measure(module, self.shape, backend="torch-cpu", threads=point.threads,
+                                          backend_options={"onednn": point.onednn}, **opts).median_ms
+        finally:
+            apply_load("idle")  # nothing else in the run (training, evaluation) runs under a load
 
     def interleaved(self, timed: Sequence[AtPoint], rounds: int,
                     after: Callable[[int, float], None] | None = None) -> list[InterleavedTiming]:
         """Each of ``timed`` once per round, in an order reversed every round, so that the host's
         drift hits them alike (:func:`latency_models.interleave.interleaved_ms`); the protocol's
         ``warmup`` and ``min_repeats`` give the warm-up runs and the runs per timing."""
-        return interleaved_ms([(m, self.shape) for m in timed], self.device.measure_threads, rounds=max(1, rounds),
-                              runs=int(self.protocol["min_repeats"]), warmup=int(self.protocol["warmup"]),
-                              after=after)
+        try:
+            return interleaved_ms([(m, self.shape) for m in timed], self.device.measure_threads,
+                                  rounds=max(1, rounds), runs=int(self.protocol["min_repeats"]),
+                                  warmup=int(self.protocol["warmup"]), after=after)
+        finally:
+            apply_load("idle")
 
 
 def point_estimator(pointset: PointSet, device: DeviceProfile, latency_cfg: dict[str, Any], scale: int,

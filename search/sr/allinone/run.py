@@ -3,7 +3,8 @@
 Flow: order the device's operating points fastest first; search nested sub-networks that each
 meet the same target latency at their own point (:mod:`search.sr.allinone.chain`); train them
 together in one weight set (sandwich rule, :mod:`tasks.sr.allinone_train`); train the *fixed*
-network (the fastest point's sub-network, alone) and, when asked, every other point's sub-network
+network (the slowest point's sub-network, alone: what must be shipped without switching) and,
+when asked, every other point's sub-network
 alone with the same recipe; evaluate; measure (or model) every point's latency for the switched
 and the fixed network; time the switch; export one weight file; write result.json, report.md
 and latency.png.
@@ -140,10 +141,9 @@ def _measure(run: Run, model: AllInOneWDSRB) -> tuple[AllInOneWDSRB, dict[str, f
         model = repoint(model, governed_points(run.chain, picked) if opts["governor"] else run.points)
         if opts["governor"]:
             run.govs = make_governors(model, picked, len(run.chain), timed, run.target_ms, float(opts["band"]))
-    largest = run.choices[0].point.name
     # Right after the choice, in the same minutes: the fixed network is timed as a plain WDSR-B of
     # its architecture (the weights' values do not change the latency; its own are trained below).
-    switched_ms, fixed_ms, rounds = final_latency(model, model.subnet(largest), run.points, run.by_name, run.lat,
+    switched_ms, fixed_ms, rounds = final_latency(model, model.subnet(run.fixed_point), run.points, run.by_name, run.lat,
                                                   int(opts["final_rounds"]), run.govs, int(opts["observations"]))
     run.timed("final_latency", started)
     return model, switched_ms, fixed_ms, rounds
@@ -151,7 +151,7 @@ def _measure(run: Run, model: AllInOneWDSRB) -> tuple[AllInOneWDSRB, dict[str, f
 
 def _train_alone(run: Run, patches: sr.TrainPatches, start_state: dict[str, Any],
                  evals: dict[str, list[Any]]) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The fixed network (the largest point's sub-network alone) and, when asked, every other
+    """The fixed network (the slowest point's sub-network alone) and, when asked, every other
     point's, each on the very batches the shared training drew."""
     points, seed, started = run.points, run.ctx.settings.seed, time.monotonic()
 
@@ -160,11 +160,10 @@ def _train_alone(run: Run, patches: sr.TrainPatches, start_state: dict[str, Any]
         torch.manual_seed(seed)
         return train_and_evaluate(points[name], run.sr.final, patches, evals, label)
 
-    largest = run.choices[0].point.name
-    fixed, fixed_scores = alone(largest, "fixed")
-    scores = {largest: fixed_scores}
+    fixed, fixed_scores = alone(run.fixed_point, "fixed")
+    scores = {run.fixed_point: fixed_scores}
     if run.opts["compare_alone"]:
-        for name in list(points)[1:]:
+        for name in [n for n in points if n != run.fixed_point]:
             scores[name] = alone(name, f"alone {name}")[1]
     run.timed("train_alone", started)
     return fixed, scores

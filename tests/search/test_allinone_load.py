@@ -1,0 +1,40 @@
+"""Background loads of ``kind: load`` operating points: real processes, working only while on."""
+
+import os
+import time
+
+import pytest
+
+from search.sr.allinone import load
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc")
+def test_a_load_works_while_on_sleeps_while_off_and_stops_with_the_run():
+    try:
+        load.apply_load("cpu")
+        pid = load._children["cpu"].pid
+        t0 = cpu_seconds(pid)
+        time.sleep(0.5)
+        busy = cpu_seconds(pid) - t0
+        load.apply_load("idle")
+        time.sleep(0.1)
+        t1 = cpu_seconds(pid)
+        time.sleep(0.5)
+        idle = cpu_seconds(pid) - t1
+        assert busy > 0.2 and idle < 0.05, (busy, idle)
+        load.apply_load("memory")  # a second kind: its own process, the first stays paused
+        assert set(load._children) == {"cpu", "memory"}
+    finally:
+        procs = list(load._children.values())
+        load.stop_loads()
+    assert not load._children and all(p.poll() is not None for p in procs)
+
+
+def test_an_unknown_load_is_refused():
+    with pytest.raises(ValueError, match="not one of"):
+        load.apply_load("gpu")
