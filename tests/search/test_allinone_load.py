@@ -17,7 +17,7 @@ def cpu_seconds(pid: int) -> float:
 def test_a_load_works_while_on_sleeps_while_off_and_stops_with_the_run():
     try:
         load.apply_load("cpu")
-        pid = load._children["cpu"].pid
+        pid = load._children["cpu", 1.0].pid
         t0 = cpu_seconds(pid)
         time.sleep(0.5)
         busy = cpu_seconds(pid) - t0
@@ -28,7 +28,13 @@ def test_a_load_works_while_on_sleeps_while_off_and_stops_with_the_run():
         idle = cpu_seconds(pid) - t1
         assert busy > 0.2 and idle < 0.05, (busy, idle)
         load.apply_load("memory")  # a second kind: its own process, the first stays paused
-        assert set(load._children) == {"cpu", "memory"}
+        load.apply_load("cpu", 0.5)
+        half = load._children["cpu", 0.5].pid
+        t2 = cpu_seconds(half)
+        time.sleep(0.6)
+        share = (cpu_seconds(half) - t2) / 0.6
+        assert 0.2 < share < 0.8, share  # half of every 10 ms
+        assert set(load._children) == {("cpu", 1.0), ("memory", 1.0), ("cpu", 0.5)}
     finally:
         procs = list(load._children.values())
         load.stop_loads()
@@ -38,3 +44,5 @@ def test_a_load_works_while_on_sleeps_while_off_and_stops_with_the_run():
 def test_an_unknown_load_is_refused():
     with pytest.raises(ValueError, match="not one of"):
         load.apply_load("gpu")
+    with pytest.raises(ValueError, match="duty"):
+        load.apply_load("cpu", 1.5)

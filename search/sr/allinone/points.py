@@ -27,7 +27,7 @@ from latency_models.interleave import InterleavedTiming, interleaved_ms
 from search.errors import UserError
 from search.latency import LatencyEstimator, make_estimator
 from search.settings import DeviceProfile
-from search.sr.allinone.load import LOADS, apply_load
+from search.sr.allinone.load import LOADS, apply_load, check_load
 
 BuildFn = Callable[[Any], torch.nn.Module]
 
@@ -41,6 +41,7 @@ class OperatingPoint:
     freq_mhz: float | None = None
     onednn: bool | None = None      # measured kinds: torch's conv kernels at this point (None: torch's setting)
     load: str | None = None         # load kind: the background load running while this point is timed
+    duty: float = 1.0               # a cpu load's share of time computing
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}
@@ -52,13 +53,15 @@ class OperatingPoint:
             out["conv_kernels"] = "onednn" if self.onednn else "native"
         if self.load is not None:
             out["load"] = self.load
+            if self.load == "cpu":
+                out["duty"] = self.duty
         return out
 
     def enter(self) -> None:
         """Put this process where the point runs: its torch threads and background load."""
         torch.set_num_threads(self.threads)  # type: ignore[arg-type]
         if self.load is not None:
-            apply_load(self.load)
+            apply_load(self.load, self.duty)
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,8 @@ class PointSet:
         if kind == "load":
             source = (f"measured on this host (torch-cpu, LR {device.lr_hw[0]}x{device.lr_hw[1]}) under a background "
                       "load per point, started and stopped by the measurement: "
-                      + ", ".join(f"{p.name}: {p.load} at {p.threads} thread(s)" for p in points))
+                      + ", ".join(f"{p.name}: {p.load}{f' {p.duty:.0%} of the time' if p.load == 'cpu' else ''} at "
+                                   f"{p.threads} thread(s)" for p in points))
         elif kind == "threads":
             kernels = {p.onednn for p in points}
             how = ("torch's default conv kernels" if kernels == {None} else
@@ -116,10 +120,13 @@ def _point(kind: str, p: dict[str, Any], cfg: dict[str, Any], device: DeviceProf
     name = str(p["name"])
     onednn = _onednn(p.get("onednn", cfg.get("onednn")), i)
     if kind == "load":
-        load = str(p["load"])
-        if load not in LOADS:
-            raise UserError(f"device.operating_points.points[{i}].load={load!r}; choose one of {LOADS}")
-        return OperatingPoint(name, threads=int(p.get("threads", device.measure_threads)), onednn=onednn, load=load)
+        load, duty = str(p["load"]), float(p.get("duty", 1.0))
+        try:
+            check_load(load, duty)
+        except ValueError as err:
+            raise UserError(f"device.operating_points.points[{i}]: {err}") from None
+        return OperatingPoint(name, threads=int(p.get("threads", device.measure_threads)), onednn=onednn, load=load,
+                              duty=duty)
     if kind == "threads":
         return OperatingPoint(name, threads=int(p["threads"]), onednn=onednn)
     if kind == "dvfs":
@@ -211,7 +218,7 @@ class PointLatency:
         opts = {**self.protocol, **protocol}
         try:
             if point.load is not None:
-                apply_load(point.load)
+                apply_load(point.load, point.duty)
             return latency_models.measure(module, self.shape, backend="torch-cpu", threads=point.threads,
                                           backend_options={"onednn": point.onednn}, **opts).median_ms
         finally:
