@@ -70,6 +70,7 @@ def cache_dir() -> Path:
 def host_predictor_path(threads: int, fingerprint: str | None = None, quick: bool = False) -> Path:
     """Cache file of this host's predictor: keyed by host, threads, package and basis version, so
     an upgrade that changes what a prediction means fits afresh instead of reading a stale file."""
+    from latency_models.heap import heap_wanted
     from latency_models.hostinfo import package_version
     from latency_models.predictors.additive import BASIS_VERSION
 
@@ -77,7 +78,8 @@ def host_predictor_path(threads: int, fingerprint: str | None = None, quick: boo
         from latency_models.hostinfo import host_info  # measurement half
 
         fingerprint = str(host_info()["fingerprint"])
-    tag = f"hwnas{package_version('hwnas')}-basis{BASIS_VERSION}" + ("-quick" if quick else "")
+    tag = (f"hwnas{package_version('hwnas')}-basis{BASIS_VERSION}-heap{heap_wanted()}"
+           + ("-quick" if quick else ""))
     return cache_dir() / f"{fingerprint}-t{threads}-{tag}{SUFFIX}"
 
 

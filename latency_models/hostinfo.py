@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from latency_models.heap import heap_mode
+
 # Keys hashed into the fingerprint. Part of the cache-key format: add with care, never rename.
 FINGERPRINT_KEYS: tuple[str, ...] = (
     "kind",
@@ -81,6 +83,7 @@ def host_info() -> dict[str, Any]:
         "torch": package_version("torch"),
         "onnxruntime": package_version("onnxruntime"),
         "numpy": package_version("numpy"),
+        "heap": heap_mode(),
     }
     info["fingerprint"] = host_fingerprint(info)
     return info

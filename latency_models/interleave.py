@@ -20,6 +20,8 @@ from functools import partial
 import torch
 from torch import nn
 
+from latency_models.heap import keep_heap
+
 
 @dataclass(frozen=True)
 class InterleavedTiming:
@@ -56,6 +58,7 @@ def interleaved_calls(calls: Sequence[Callable[[], object]], *, rounds: int = 5,
     """
     if rounds < 1 or runs < 1:
         raise ValueError(f"rounds and runs must be at least 1, got {rounds} and {runs}")
+    keep_heap()  # else a figure depends on its neighbours' frees (latency_models.heap)
     per_round: list[list[float]] = [[] for _ in calls]
     for call in calls:
         for _ in range(warmup):

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latency_models.heap import keep_heap
 from spaces.ops import Op
 
 _UNARY_FN: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -129,6 +130,7 @@ def time_module(module: nn.Module, input_shape: Sequence[int], threads: int = 1,
     import time
 
     tick = time.thread_time_ns if clock == "thread_cpu" else time.perf_counter_ns
+    keep_heap()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
+from latency_models.heap import keep_heap
 from latency_models.hostinfo import host_info
 from latency_models.protocol import Protocol, Timings, run_protocol
 
@@ -49,7 +50,12 @@ class Backend(abc.ABC):
 
 
 class LocalBackend(Backend):
-    """A backend running in this process: timing one inference is a plain function call."""
+    """A backend running in this process: timing one inference is a plain function call. Its
+    timings run with the C heap kept (:func:`latency_models.heap.keep_heap`), from :meth:`host` on."""
+
+    def host(self) -> dict[str, Any]:
+        keep_heap()
+        return super().host()
 
     @abc.abstractmethod
     def session(
@@ -58,6 +64,7 @@ class LocalBackend(Backend):
         """Context manager yielding ``sample_ms() -> float`` (one inference, in ms)."""
 
     def run(self, module: torch.nn.Module, input_shape: Shape, threads: int, protocol: Protocol) -> Timings:
+        keep_heap()
         with self.session(module, input_shape, threads) as sample_ms:
             return run_protocol(sample_ms, protocol)
 

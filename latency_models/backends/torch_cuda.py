@@ -20,7 +20,6 @@ from latency_models.backends.base import (
     example_input,
     register_backend,
 )
-from latency_models.hostinfo import host_info
 
 
 def require_cuda() -> None:
@@ -47,7 +46,7 @@ class TorchCUDABackend(LocalBackend):
 
     def host(self) -> dict:
         require_cuda()
-        info = host_info()
+        info = super().host()
         index = torch.device(self.torch_device).index or 0
         info["gpu_model"] = torch.cuda.get_device_name(index)
         info["cuda"] = torch.version.cuda

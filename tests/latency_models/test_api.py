@@ -40,7 +40,7 @@ def test_for_device_cpu_fits_once_then_reuses(tmp_path, monkeypatch, capsys):
     first = latency_models.for_device("cpu", threads=1, quick=True, progress=False)
     out = capsys.readouterr().out
     assert "held-out" in out and "re-timed agree" in out  # accuracy printed beside the host's own noise
-    files = list((tmp_path / "latency").glob(f"*-t1-hwnas*-basis{BASIS_VERSION}-quick.hwlat"))
+    files = list((tmp_path / "latency").glob(f"*-t1-hwnas*-basis{BASIS_VERSION}-heapkept-quick.hwlat"))
     assert len(files) == 1
     m = first.manifest
     zoo = m["zoo"]["networks"]  # what it was fitted on, at the reference's speed

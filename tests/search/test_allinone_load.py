@@ -46,3 +46,39 @@ def test_an_unknown_load_is_refused():
         load.apply_load("gpu")
     with pytest.raises(ValueError, match="duty"):
         load.apply_load("cpu", 1.5)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="reads /proc")
+def test_quick_switches_keep_their_order():
+    """off then on within microseconds ends on (two pending signals were handled by number: off)."""
+    try:
+        load.apply_load("cpu")
+        pid = load._children["cpu", 1.0].pid
+        for _ in range(20):
+            load.apply_load("idle")
+            load.apply_load("cpu")
+        t0 = cpu_seconds(pid)
+        time.sleep(0.5)
+        assert cpu_seconds(pid) - t0 > 0.2
+    finally:
+        load.stop_loads()
+
+
+def test_a_load_exits_with_its_parent(tmp_path):
+    import subprocess
+    import sys
+    script = ("from search.sr.allinone import load; load.apply_load('cpu', 0.5); "
+              "print(load._children['cpu', 0.5].pid, flush=True); import os; os._exit(0)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    pid = int(out.stdout.split()[0])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}") and "Z" not in _state(pid):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}") or "Z" in _state(pid)
+
+
+def _state(pid: int) -> str:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

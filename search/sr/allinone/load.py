@@ -2,9 +2,9 @@
 work shares it, made by the measurement itself.
 
 Each load is one child process (plain Python and numpy, no torch) that works while it is switched
-on and sleeps in ``signal.pause`` while it is off; switching is a signal, so points under
-different loads can share one interleaved schedule (the first run after a switch pays the
-change; the timing's repeats and median absorb it). Loads:
+on and blocks on its command pipe while it is off; a switch is a command on that pipe, answered
+once done, so points under different loads can share one interleaved schedule (the first run
+after a switch pays the change; the timing's repeats and median absorb it). Loads:
 
 - ``idle``: none running;
 - ``memory``: one process streaming a 64 MiB array copy, taking the memory bandwidth that
@@ -14,49 +14,47 @@ change; the timing's repeats and median absorb it). Loads:
   1.27x / 1.22x, 0.5 1.49x / 1.45x, 1.0 5.3x / 2.2x (a core never free stalls every barrier of
   the small network).
 
-Every child is stopped when the run ends, also on error (``atexit``), and dies with its parent.
+Every child is stopped when the run ends, also on error (``atexit``), and exits when its parent
+does (its pipe closes).
 """
 
 from __future__ import annotations
 
 import atexit
 import os
-import signal
 import subprocess
 import sys
 
 LOADS = ("idle", "memory", "cpu")
 
 _WORKER = r"""
-import os, signal, sys, time
+import os, select, sys, time
 import numpy as np
-on = False
-def switch(sig, _):
-    global on
-    on = sig == signal.SIGUSR1
-signal.signal(signal.SIGUSR1, switch)
-signal.signal(signal.SIGUSR2, switch)
-parent = os.getppid()
-try:  # die with the parent even while paused (Linux: PR_SET_PDEATHSIG)
-    import ctypes
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)
-except Exception:
-    pass
 kind, duty, period = sys.argv[1], float(sys.argv[2]), 0.01
 src = np.ones(16 * 2**20, np.float32)
 dst = np.empty_like(src)
-print("ready", flush=True)
-while os.getppid() == parent:
-    if not on:
-        signal.pause()
-    elif kind == "memory":
-        np.copyto(dst, src)
-    else:
+chunk = 2 * 2**20  # 8 MiB per copy, so that a command waits at most one chunk
+on = False
+def poll(timeout):
+    global on
+    if select.select([0], [], [], timeout)[0]:
+        cmd = os.read(0, 64)
+        if not cmd:
+            sys.exit(0)  # the parent closed the pipe: it has stopped the load or died
+        on = cmd[-1:] == b"1"
+        os.write(1, cmd[-1:])  # the switch is done: acknowledged
+os.write(1, b"r")
+while True:
+    poll(None if not on else 0)
+    if on and kind == "memory":
+        for i in range(0, src.size, chunk):
+            np.copyto(dst[i:i + chunk], src[i:i + chunk])
+    elif on:
         t = time.perf_counter()
         while time.perf_counter() - t < duty * period:
             pass
         if duty < 1:
-            time.sleep((1 - duty) * period)
+            poll((1 - duty) * period)
 """
 
 _children: dict[tuple[str, float], subprocess.Popen] = {}
@@ -64,16 +62,30 @@ _active: tuple[str, float] | None = None
 
 
 def _start(kind: str, duty: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", _WORKER, kind, str(duty)], stdout=subprocess.PIPE, text=True)
-    if proc.stdout is None or proc.stdout.readline().strip() != "ready":
+    proc = subprocess.Popen([sys.executable, "-c", _WORKER, kind, str(duty)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, bufsize=0)
+    if _read(proc) != b"r":
         proc.kill()
         raise RuntimeError(f"the {kind} load process did not start")
     return proc
 
 
+def _read(proc: subprocess.Popen) -> bytes:
+    return proc.stdout.read(1) if proc.stdout is not None else b""
+
+
+def _switch(proc: subprocess.Popen, on: bool) -> None:
+    """Switch one load on or off and wait until it has: a command on its pipe, acknowledged (a
+    pipe keeps the order of commands, where two pending signals are handled by number)."""
+    flag = b"1" if on else b"0"
+    proc.stdin.write(flag)  # type: ignore[union-attr]
+    if _read(proc) != flag:
+        raise RuntimeError(f"a load process (pid {proc.pid}) stopped answering")
+
+
 def apply_load(kind: str, duty: float = 1.0) -> None:
     """Run this process's work under ``kind`` (one of :data:`LOADS`; ``duty``: the share of time a
-    ``cpu`` load computes) from now on."""
+    ``cpu`` load computes) from now on: when this returns, the load is running (or none is)."""
     global _active
     check_load(kind, duty)
     key = (kind, float(duty) if kind == "cpu" else 1.0)
@@ -81,8 +93,11 @@ def apply_load(kind: str, duty: float = 1.0) -> None:
         return
     if kind != "idle" and key not in _children:
         _children[key] = _start(*key)
-    for k, proc in _children.items():
-        os.kill(proc.pid, signal.SIGUSR1 if k == key else signal.SIGUSR2)
+    for k, proc in _children.items():  # the old load off before the new one on
+        if k == _active:
+            _switch(proc, False)
+    if key in _children:
+        _switch(_children[key], True)
     _active = key
 
 
@@ -99,6 +114,9 @@ def stop_loads() -> None:
     for proc in _children.values():
         proc.kill()
         proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
     _children.clear()
     _active = None
 

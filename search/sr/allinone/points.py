@@ -228,11 +228,13 @@ class PointLatency:
                     after: Callable[[int, float], None] | None = None) -> list[InterleavedTiming]:
         """Each of ``timed`` once per round, in an order reversed every round, so that the host's
         drift hits them alike (:func:`latency_models.interleave.interleaved_ms`); the protocol's
-        ``warmup`` and ``min_repeats`` give the warm-up runs and the runs per timing."""
+        ``warmup`` and ``min_repeats`` give the warm-up runs and the runs per timing. Under loads,
+        one untimed run precedes each timing: it pays the switch of load (up to 10 ms)."""
         try:
             return interleaved_ms([(m, self.shape) for m in timed], self.device.measure_threads,
                                   rounds=max(1, rounds), runs=int(self.protocol["min_repeats"]),
-                                  warmup=int(self.protocol["warmup"]), after=after)
+                                  warmup=int(self.protocol["warmup"]), settle=int(self.pointset.kind == "load"),
+                                  after=after)
         finally:
             apply_load("idle")
 
