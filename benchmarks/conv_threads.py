@@ -17,6 +17,7 @@ import time
 import torch
 
 import tasks.sr as sr
+from latency_models.heap import keep_heap
 from spaces import WDSRBArch, WDSRBlock
 
 
@@ -42,8 +43,9 @@ def main() -> None:
     args = ap.parse_args()
     arch = WDSRBArch(2, args.channels, (WDSRBlock(args.m1, args.m2),) * args.blocks)
     model = sr.build_model(arch).eval()
+    heap = keep_heap()  # as every timing in the project (HWNAS_HEAP=default: the allocator as is)
     x = torch.randn(1, 3, 180, 320)
-    print(f"WDSR-B {args.blocks} blocks, C={args.channels}, [M1, M2]=[{args.m1}, {args.m2}], LR 180x320, torch {torch.__version__}")
+    print(f"WDSR-B {args.blocks} blocks, C={args.channels}, [M1, M2]=[{args.m1}, {args.m2}], LR 180x320, torch {torch.__version__}, heap {heap}")
     print("| oneDNN | round | 1 thread ms | 2 threads ms | 2-thread speed-up |")
     print("| --- | --- | --- | --- | --- |")
     before = torch.backends.mkldnn.enabled
