@@ -191,7 +191,7 @@ class ExportSettings:
 
 
 def _check_tflite_installed() -> None:
-    from tasks.sr.tflite import missing_modules
+    from tasks.litert import missing_modules
 
     missing = missing_modules()
     if missing:

@@ -15,10 +15,10 @@ import tasks.sr as sr
 from latency_models.interleave import interleaved_calls
 from search.console import say
 from search.settings import ExportSettings
+from tasks.litert import FILE_NAMES as TFLITE_FILES
 from tasks.sr.evaluate import evaluate_sets
 from tasks.sr.export import OnnxModule, add_onnx_metadata
 
-TFLITE_FILES = {"fp32": "model.tflite", "fp16": "model_fp16.tflite", "int8": "model_int8.tflite"}
 TIMING_ROUNDS = 5  # interleaved rounds of the exported files' host timing
 
 

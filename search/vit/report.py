@@ -41,8 +41,25 @@ def write_vit_report(result: Result, path: Path) -> None:
         "",
         _search_line(result),
         "",
+        *_export_rows(best.get("export") or {}),
     ]
     write_text_atomic(path, "\n".join(lines))
+
+
+def _export_rows(files: dict) -> list[str]:
+    """The shipped files: size, top-1 in their own runtime, agreement with PyTorch, latency here."""
+    if not files:
+        return []
+    rows = ["## Exported files", "",
+            "Each file scored on the held-out test images in its own runtime at export; latency measured on "
+            "this host in that runtime (not on the device).", "",
+            "| file | precision | kB | top-1 % (diff) | same top class as PyTorch | ms here | runtime |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, f in files.items():
+        rows.append(f"| `{name}` | {f['precision']} | {f['bytes'] / 1e3:.0f} | {f['test_top1']:.2f} "
+                    f"({f['top1_diff_vs_pytorch']:+.2f}) | {f['agreement_with_pytorch']:.1%} | "
+                    f"{f['latency_ms_here']:.2f} | {f['latency_runtime']} |")
+    return rows + [""]
 
 
 def _search_line(result: Result) -> str:

@@ -13,7 +13,10 @@ import torch
 from torch import nn
 
 from spaces.atomic import atomic_path
+from tasks.onnx_file import OnnxModule
 from tasks.sr.models import build_model
+
+__all__ = ["ExportError", "OnnxModule", "add_onnx_metadata", "export_onnx", "load_weights", "save_weights"]
 
 WEIGHTS_FORMAT = "hwnas.sr.weights"
 WEIGHTS_VERSION = 1
@@ -74,25 +77,6 @@ def add_onnx_metadata(path: str | Path, metadata: dict[str, str]) -> None:
     onnx.helper.set_model_props(graph, {**{p.key: p.value for p in graph.metadata_props}, **metadata})
     with atomic_path(path) as tmp:
         onnx.save(graph, str(tmp))
-
-
-class OnnxModule(nn.Module):
-    """An ONNX file run by onnxruntime (CPU), callable like the PyTorch model: for scoring an
-    export with the same code as the model."""
-
-    def __init__(self, path: str | Path, threads: int = 1) -> None:
-        super().__init__()
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-    def invoke(self, lr: np.ndarray) -> np.ndarray:
-        return self.session.run(["sr"], {"lr": lr})[0]
-
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.invoke(lr.detach().cpu().numpy().astype(np.float32)))
 
 
 def save_weights(model: nn.Module, path: str | Path) -> Path:

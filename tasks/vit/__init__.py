@@ -11,7 +11,7 @@ Typical use::
 
 from tasks.vit.core import prune_tokens, soft_prune
 from tasks.vit.errors import TokenPruneError
-from tasks.vit.evaluate import evaluate_top1, export_onnx, run_onnx
+from tasks.vit.evaluate import evaluate_top1, export_onnx, export_tflite, run_onnx
 from tasks.vit.patch import (
     PruneAux,
     TokenPrunedViT,
@@ -34,6 +34,7 @@ __all__ = [
     "evaluate_top1",
     "evit_baseline",
     "export_onnx",
+    "export_tflite",
     "load_imagefolder",
     "load_model",
     "patch_from_arch",

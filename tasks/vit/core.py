@@ -18,22 +18,52 @@ _MASK_EPS = 1e-6
 
 
 def prune_tokens(
-    x: torch.Tensor, num_prefix: int, has_package: bool, scores: torch.Tensor, keep: int
+    x: torch.Tensor, num_prefix: int, has_package: bool, scores: torch.Tensor, keep: int,
+    sort_free: bool = False,
 ) -> torch.Tensor:
     """Inference path: keep the top-``keep`` patch tokens of every image, fuse the rest.
 
     ``x`` (B, T, C); ``scores`` (B, T - num_prefix) keep logits over the candidates. Returns
     (B, num_prefix + keep + 1, C): prefix, kept patches in their original order, package token.
     Every image keeps the same number of tokens, so the batch stays one dense tensor.
+    ``sort_free``: select by :func:`kept_mask` and a one-hot matmul instead of top-k and gather
+    (the same tokens; for runtimes without a sort, such as LiteRT).
     """
     b, _, c = x.shape
     cand = x[:, num_prefix:]
     n = cand.shape[1] - int(has_package)
-    idx = scores[:, :n].topk(keep, dim=1).indices.sort(dim=1).values  # (B, keep)
-    kept = cand.gather(1, idx.unsqueeze(-1).expand(b, keep, c))
-    weights = scores.scatter(1, idx, float("-inf")).softmax(dim=1)  # 0 on kept tokens
+    if sort_free:
+        kept, mask = _select_sort_free(cand[:, :n], scores[:, :n], keep)
+        mask = F.pad(mask, (0, scores.shape[1] - n))
+        weights = scores.masked_fill(mask, float("-inf")).softmax(dim=1)
+    else:
+        idx = scores[:, :n].topk(keep, dim=1).indices.sort(dim=1).values  # (B, keep)
+        kept = cand.gather(1, idx.unsqueeze(-1).expand(b, keep, c))
+        weights = scores.scatter(1, idx, float("-inf")).softmax(dim=1)  # 0 on kept tokens
     package = weights.unsqueeze(1) @ cand  # (B, 1, C)
     return torch.cat([x[:, :num_prefix], kept, package], dim=1)
+
+
+def kept_mask(scores: torch.Tensor, keep: int) -> torch.Tensor:
+    """(B, N) bool: the ``keep`` highest scores of every row, ties to the lower index, found by
+    counting for each token the tokens ranked above it (comparisons and sums only, no sort)."""
+    n = scores.shape[1]
+    order = torch.arange(n, device=scores.device)
+    above = scores.unsqueeze(1) > scores.unsqueeze(2)  # [b, i, j]: token j scores above token i
+    tie_before = (scores.unsqueeze(1) == scores.unsqueeze(2)) & (order[None, None, :] < order[None, :, None])
+    rank = (above | tie_before).to(scores.dtype).sum(dim=2)  # float: exact for any token count here
+    return rank < keep
+
+
+def _select_sort_free(cand: torch.Tensor, scores: torch.Tensor, keep: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept tokens (B, keep, C) in their original order, by a one-hot matmul, and the mask."""
+    mask = kept_mask(scores, keep)
+    n = scores.shape[1]
+    upto = torch.ones(n, n, device=scores.device, dtype=scores.dtype).triu()  # [j, i]: j <= i
+    slot = mask.to(scores.dtype) @ upto - 1  # (B, N): a kept token's place among the kept
+    places = torch.arange(keep, device=scores.device, dtype=scores.dtype)
+    onehot = (slot.unsqueeze(1) == places[None, :, None]) & mask.unsqueeze(1)  # (B, keep, N)
+    return onehot.to(cand.dtype) @ cand, mask
 
 
 def soft_prune(

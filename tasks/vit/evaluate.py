@@ -1,9 +1,10 @@
-"""Accuracy and ONNX export of (pruned) ViTs."""
+"""Accuracy, ONNX and TFLite export of (pruned) ViTs."""
 
 from __future__ import annotations
 
+import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from torch import nn
 
 from spaces.atomic import atomic_path
+from tasks.litert import write_tflite
 from tasks.vit.data import Data, iter_batches
 from tasks.vit.errors import TokenPruneError
 
@@ -68,3 +70,19 @@ def run_onnx(path: str | Path, images: torch.Tensor | np.ndarray, threads: int =
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     array = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else images
     return session.run(["logits"], {"images": array.astype(np.float32)})[0]
+
+
+def export_tflite(model: nn.Module, path: str | Path, input_shape: Sequence[int], precision: str = "fp32",
+                  calibration: Callable[[], Iterable[torch.Tensor]] | None = None) -> Path:
+    """Export the inference path of ``model`` as a TFLite file for a fixed ``input_shape`` (B, C, H,
+    W), at ``precision`` (``tasks.litert.PRECISIONS``; ``calibration()`` yields image batches of
+    that shape for INT8). Tokens are selected without top-k (LiteRT has no sort): the same tokens,
+    by comparisons and a one-hot matmul. Returns ``path``."""
+    if len(input_shape) != 4:
+        raise TokenPruneError(f"input_shape must be (B, C, H, W), got {tuple(input_shape)}")
+    net = copy.deepcopy(model).eval()
+    if hasattr(net, "sort_free"):
+        net.sort_free = True
+    p = next(net.parameters())
+    sample = torch.zeros(*input_shape, dtype=p.dtype, device=p.device)
+    return write_tflite(net, path, sample, precision, calibration)

@@ -51,6 +51,7 @@ class TokenPrunedViT(nn.Module):
         self.stages = tuple(int(s) for s in stages)
         self.method = method
         self.tau = tau
+        self.sort_free = False  # True: select tokens without top-k (for runtimes without a sort)
         self.selectors: nn.ModuleList | None = None
         if method == "selector":
             dim, heads = vit.embed_dim, vit.blocks[0].attn.num_heads
@@ -91,7 +92,7 @@ class TokenPrunedViT(nn.Module):
             if j is not None:
                 keep = kept_tokens(self.keep_rates[j], n0)
                 if keep < x.shape[1] - p - int(has_package) or has_package:
-                    x = prune_tokens(x, p, has_package, self._scores(j, x, prev_in), keep)
+                    x = prune_tokens(x, p, has_package, self._scores(j, x, prev_in), keep, self.sort_free)
                     has_package = True
                 ratios.append(x.new_full((x.shape[0],), keep / n0))
             prev_in = x

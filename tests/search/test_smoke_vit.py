@@ -1,5 +1,6 @@
 """`task=vit device=cpu experiment=smoke` runs the ViT pipeline end to end and writes every output."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -15,17 +16,31 @@ from spaces import load_arch
 from tasks.vit.demo import load_demo_data
 
 pytestmark = pytest.mark.slow  # end to end: a ViT search, its final training and its export
+TFLITE = ["export.formats=[onnx,tflite]", "export.precision=[fp32]"] if importlib.util.find_spec("litert_torch") else []
 
 
 @pytest.fixture(scope="module")
 def vit_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("vit_smoke")
     proc = subprocess.run(
-        [sys.executable, "-m", "search", "task=vit", "device=cpu", "experiment=smoke", f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "search", "task=vit", "device=cpu", "experiment=smoke", f"hydra.run.dir={run_dir}",
+         *TFLITE],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return run_dir, proc.stdout
+
+
+def test_the_tflite_file_picks_what_pytorch_picks(vit_run):
+    if not TFLITE:
+        pytest.skip("the tflite extra is part of .[dev]")
+    run_dir, stdout = vit_run
+    files = json.loads((run_dir / "result.json").read_text())["best"]["export"]
+    assert set(files) == {"model.onnx", "model.tflite"}
+    for name, row in files.items():  # the whole held-out set, each file in its own runtime
+        assert row["agreement_with_pytorch"] >= 0.999 and abs(row["top1_diff_vs_pytorch"]) <= 0.1, (name, row)
+        assert row["latency_ms_here"] > 0 and "measured on this host" in row["latency_runtime"]
+    assert "| `model.tflite` | fp32 |" in (run_dir / "report.md").read_text()
 
 
 def test_outputs_exist_and_report(vit_run):
@@ -59,7 +74,7 @@ def test_weights_rebuild_and_onnx_matches(vit_run):
     session = ort.InferenceSession(str(run_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
     per_image = np.abs(got - expected).max(axis=1)
-    # Hard top-k: a near-tie may flip one image's kept tokens between runtimes (see search.vit.finish.export_checked).
+    # Hard top-k: a near-tie may flip one image's kept tokens between runtimes (see search.vit.ship.export_checked).
     assert (per_image < 1e-4).sum() >= len(per_image) - 1 and per_image.max() < 1e-2, per_image
 
 

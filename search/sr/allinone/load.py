@@ -21,7 +21,6 @@ does (its pipe closes).
 from __future__ import annotations
 
 import atexit
-import os
 import subprocess
 import sys
 

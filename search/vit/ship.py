@@ -1,0 +1,114 @@
+"""The files a found ViT ships as: ``model.onnx`` always (checked against PyTorch image by image)
+and, with ``tflite`` in ``export.formats``, the TFLite files at each of ``export.precision``
+(INT8 calibrated on training images). Every file is scored on the held-out test images in its own
+runtime (top-1, and how often its top class is PyTorch's) and timed on this host in that runtime,
+interleaved: figures measured here, not on the device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import tasks.vit as vit
+from latency_models.interleave import interleaved_calls
+from search.console import say
+from search.errors import UserError
+from search.vit.prepare import ViTSetup
+from search.vit.task import ViTData
+from tasks.litert import FILE_NAMES, TFLiteModule
+from tasks.onnx_file import OnnxModule
+
+TIMING_ROUNDS = 5  # interleaved rounds of the exported files' host timing
+
+
+def export_files(setup: ViTSetup, student: torch.nn.Module) -> dict[str, dict[str, Any]]:
+    """Write, score and time every requested file; ``{file: {format, precision, bytes, test_top1,
+    top1_diff_vs_pytorch, agreement_with_pytorch, latency_ms_here, ...}}``."""
+    run_dir, threads, export = setup.ctx.run_dir, setup.ctx.device.measure_threads, setup.ctx.export
+    check = export_checked(student, run_dir / "model.onnx", setup.shape, setup.data)
+    files: dict[str, dict[str, Any]] = {"model.onnx": {"format": "onnx", "precision": "fp32", "check": check}}
+    modules: dict[str, torch.nn.Module] = {"model.onnx": OnnxModule(run_dir / "model.onnx", threads)}
+    if "tflite" in export.formats:
+        for precision in export.precision:
+            name = FILE_NAMES[precision]
+            vit.export_tflite(student, run_dir / name, setup.shape, precision,
+                              calibration=lambda: _calibration(setup.data, setup.shape, export.calibration_patches))
+            modules[name] = TFLiteModule(run_dir / name, threads)
+            files[name] = {"format": "tflite", "precision": precision}
+    reference = _predictions(student.eval(), setup.data, setup.shape[0])
+    for name, module in modules.items():
+        files[name].update(bytes=(run_dir / name).stat().st_size,
+                           **_scored(_predictions(module, setup.data, setup.shape[0]), reference))
+    _time(modules, files, setup.shape, threads)
+    for name, row in files.items():
+        say(f"export: {name} ({row['bytes'] / 1e3:.0f} kB) test top-1 {row['test_top1']:.2f}% "
+            f"({row['top1_diff_vs_pytorch']:+.2f} vs PyTorch, same top class on {row['agreement_with_pytorch']:.1%}); "
+            f"{row['latency_ms_here']:.2f} ms here ({row['latency_runtime']})")
+    return files
+
+
+def export_checked(model: torch.nn.Module, path: Path, shape: tuple[int, ...], data: ViTData) -> dict[str, Any]:
+    """Export to ONNX and compare with PyTorch on a batch of held-out images (logits, per image).
+
+    Top-k token selection is a hard decision: where two tokens score within float rounding of
+    each other, onnxruntime and PyTorch may keep different ones and that image's logits move by
+    ~1e-3 (seen once in a smoke run with a near-untrained selector). One such image in a batch is
+    reported; more than that fails the export.
+    """
+    images = next(iter(vit.data.iter_batches(data.test, shape[0])))[0][: shape[0]]
+    vit.export_onnx(model, path, shape)
+    with torch.inference_mode():
+        expected = model.eval()(images).numpy()
+    got = vit.run_onnx(path, images)
+    per_image = np.abs(got - expected).reshape(len(images), -1).max(axis=1)
+    off = int((per_image > 1e-3).sum())
+    if off > 1:
+        raise UserError(f"ONNX export of the pruned ViT differs from PyTorch on {off} of {len(images)} images "
+                        f"(max {per_image.max():.2e})")
+    return {"max_abs_diff": float(per_image.max()), "median_abs_diff": float(np.median(per_image)),
+            "images": len(images), "images_over_1e-3": off}
+
+
+def _calibration(data: ViTData, shape: tuple[int, ...], n_images: int) -> list[torch.Tensor]:
+    """Training images in batches of the export's shape, ``n_images`` of them at least."""
+    batches = []
+    for images, _ in vit.data.iter_batches(data.train, shape[0]):
+        if images.shape[0] == shape[0]:
+            batches.append(images)
+        if len(batches) * shape[0] >= n_images:
+            break
+    return batches
+
+
+@torch.inference_mode()
+def _predictions(model: torch.nn.Module, data: ViTData, batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top classes and labels over the test images, in batches of the size the files were made
+    for (the last one padded with copies of its last image)."""
+    top, labels = [], []
+    for images, y in vit.data.iter_batches(data.test, batch):
+        padded = torch.cat([images, images[-1:].expand(batch - len(images), *images.shape[1:])])
+        top.append(model(padded)[: len(images)].argmax(dim=1).numpy())
+        labels.append(y.numpy())
+    return np.concatenate(top), np.concatenate(labels)
+
+
+def _scored(got: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+    top1, ref_top1 = 100.0 * float((got[0] == got[1]).mean()), 100.0 * float((reference[0] == reference[1]).mean())
+    return {"test_top1": top1, "top1_diff_vs_pytorch": top1 - ref_top1,
+            "agreement_with_pytorch": float((got[0] == reference[0]).mean())}
+
+
+def _time(modules: dict[str, torch.nn.Module], files: dict[str, dict[str, Any]], shape: tuple[int, ...],
+          threads: int) -> None:
+    """Each file in its own runtime on one input of the timed shape, interleaved rounds, least round median."""
+    images = np.random.default_rng(0).random(shape, dtype=np.float32)
+    rows = interleaved_calls([lambda m=m: m.invoke(images) for m in modules.values()],
+                             rounds=TIMING_ROUNDS, runs=3, warmup=2)
+    for name, per_round in zip(modules, rows):
+        runtime = "onnxruntime CPU" if name.endswith(".onnx") else "LiteRT interpreter (XNNPACK)"
+        files[name].update(latency_ms_here=min(per_round), latency_spread=max(per_round) / min(per_round),
+                           latency_runtime=f"{runtime}, {threads} thread(s), input {tuple(shape)}, "
+                                           f"measured on this host ({TIMING_ROUNDS} interleaved rounds)")

@@ -1,0 +1,152 @@
+"""LiteRT (TFLite) files from PyTorch modules, shared by the tasks: conversion (litert-torch),
+float16 weights, INT8 post-training quantisation (ai-edge-quantizer, static, calibrated), and
+:class:`TFLiteModule`, which runs a file in the LiteRT interpreter like the module it came from.
+
+Needs the ``tflite`` extra (``pip install -e '.[tflite]'``: litert-torch, ai-edge-litert,
+ai-edge-quantizer). INT8 files quantise weights and activations, their input and output too
+(int8 with the scale and zero point the file records, as integer-only accelerators want);
+:class:`TFLiteModule` converts at the boundary, so one loader reads every precision.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spaces.atomic import atomic_path
+
+PRECISIONS = ("fp32", "fp16", "int8")
+FILE_NAMES = {"fp32": "model.tflite", "fp16": "model_fp16.tflite", "int8": "model_int8.tflite"}
+SIGNATURE = "serving_default"  # the one signature litert-torch writes
+EXTRA_MODULES = ("litert_torch", "ai_edge_litert", "ai_edge_quantizer")  # the tflite extra
+
+
+class TFLiteUnavailable(ImportError):
+    """The ``tflite`` extra is not installed."""
+
+
+def missing_modules() -> list[str]:
+    """The tflite extra's modules not installed here (found without importing them: they are heavy)."""
+    return [m for m in EXTRA_MODULES if importlib.util.find_spec(m) is None]
+
+
+def require() -> None:
+    missing = missing_modules()
+    if missing:
+        raise TFLiteUnavailable(f"TFLite export needs the tflite extra ({', '.join(missing)} missing): "
+                                "pip install -e '.[tflite]'")
+
+
+def write_tflite(model: nn.Module, path: str | Path, sample: torch.Tensor, precision: str = "fp32",
+                 calibration: Callable[[], Iterable[torch.Tensor]] | None = None,
+                 dynamic_shapes: Any = None) -> Path:
+    """Write ``model`` (traced on ``sample``) as a TFLite flatbuffer at ``precision``, atomically.
+    ``calibration()`` yields inputs like ``sample`` whose activation ranges INT8 takes;
+    ``dynamic_shapes`` is ``torch.export``'s (None: every size as in ``sample``)."""
+    require()
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision == "fp16":
+        from litert_torch.generative.quantize import quant_recipes
+
+        data = _convert(model, sample, dynamic_shapes, quant_recipes.full_fp16_recipe())
+    else:
+        data = _convert(model, sample, dynamic_shapes)
+        if precision == "int8":
+            if calibration is None:
+                raise ValueError("INT8 export needs calibration(): inputs for the activation ranges")
+            data = _int8(data, calibration())
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+    return path
+
+
+def _convert(model: nn.Module, sample: torch.Tensor, dynamic_shapes: Any, quant_config: object | None = None) -> bytes:
+    import litert_torch
+
+    edge = litert_torch.convert(model.eval(), (sample,), dynamic_shapes=dynamic_shapes, quant_config=quant_config)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.tflite"
+        edge.export(str(path))
+        return path.read_bytes()
+
+
+def _int8(fp32: bytes, calibration: Iterable[torch.Tensor]) -> bytes:
+    from ai_edge_quantizer import Quantizer, recipe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "fp32.tflite"
+        src.write_bytes(fp32)
+        quantizer = Quantizer(str(src))
+        quantizer.load_quantization_recipe(recipe.static_wi8_ai8())
+        name = _input_name(fp32)
+        samples = [{name: x.numpy().astype(np.float32)} for x in calibration]
+        if not samples:
+            raise ValueError("INT8 export needs calibration inputs; none were given")
+        stats = quantizer.calibrate({SIGNATURE: samples})
+        return bytes(quantizer.quantize(stats).quantized_model)
+
+
+def _input_name(flatbuffer: bytes) -> str:
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_content=flatbuffer).get_signature_runner()
+    return next(iter(runner.get_input_details()))
+
+
+class TFLiteModule(nn.Module):
+    """A TFLite file run by the LiteRT interpreter, callable like the PyTorch model it came from
+    (one float32 tensor in, one out; any size the file admits): for scoring an export with the
+    same code as the model."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        super().__init__()
+        require()
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
+        self._input = self.interpreter.get_input_details()[0]
+        self._output = self.interpreter.get_output_details()[0]
+        self._shape: tuple[int, ...] | None = None
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Size the interpreter for inputs of ``shape`` (a no-op when it already is)."""
+        if shape != self._shape:
+            self.interpreter.resize_tensor_input(self._input["index"], list(shape))
+            self.interpreter.allocate_tensors()
+            self._shape = shape
+
+    def invoke(self, x: np.ndarray) -> np.ndarray:
+        """float32 in, float32 out, whatever the file's own input and output types."""
+        self.prepare(tuple(x.shape))
+        self.interpreter.set_tensor(self._input["index"], _to_file(x, self._input))
+        self.interpreter.invoke()
+        return _from_file(self.interpreter.get_tensor(self._output["index"]), self._output)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.invoke(x.detach().cpu().numpy().astype(np.float32)).copy())
+
+
+def _to_file(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return x
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(dtype)
+
+
+def _from_file(y: np.ndarray, detail: dict) -> np.ndarray:
+    if detail["dtype"] == np.float32:
+        return y
+    scale, zero = detail["quantization"]
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)

@@ -1,0 +1,30 @@
+"""An ONNX file run by onnxruntime (CPU), callable like the PyTorch module it came from: for
+scoring an export with the same code as the model, whatever the task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class OnnxModule(nn.Module):
+    """The file's first input in, its first output out (float32)."""
+
+    def __init__(self, path: str | Path, threads: int = 1) -> None:
+        super().__init__()
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._input = self.session.get_inputs()[0].name
+        self._output = self.session.get_outputs()[0].name
+
+    def invoke(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run([self._output], {self._input: x})[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.invoke(x.detach().cpu().numpy().astype(np.float32)))
