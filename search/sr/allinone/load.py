@@ -10,9 +10,9 @@ after a switch pays the change; the timing's repeats and median absorb it). Load
 - ``memory``: one process streaming a 64 MiB array copy, taking the memory bandwidth that
   neighbours take from a shared VM;
 - ``cpu``: one process computing on a core (in cache) for ``duty`` of every 10 ms (1: always).
-  Measured here at 2 torch threads (WDSR-B at 180x320, 3 and 6 blocks): duty 0.25 slowed them
-  1.27x / 1.22x, 0.5 1.49x / 1.45x, 1.0 5.3x / 2.2x (a core never free stalls every barrier of
-  the small network).
+  In default ``device=cpu`` All-in-One runs (2 torch threads, WDSR-B at 180x320, interleaved)
+  duty 0.5 slowed the fixed 6-block network 1.70x and the 16-block template 1.63-1.85x;
+  ``python benchmarks/loads.py`` prints every load's slowdown side by side.
 
 Every child is stopped when the run ends, also on error (``atexit``), and exits when its parent
 does (its pipe closes).
