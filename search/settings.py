@@ -172,6 +172,7 @@ class ExportSettings:
     formats: tuple[str, ...]
     precision: tuple[str, ...]
     calibration_patches: int
+    calibration_candidates: int
 
     @staticmethod
     def from_cfg(cfg: DictConfig) -> ExportSettings:
@@ -184,7 +185,10 @@ class ExportSettings:
         n = int(cfg.export.calibration_patches)
         if "int8" in precision and "tflite" in formats and n < 1:
             raise UserError(f"export.calibration_patches={n}: INT8 needs at least 1 (e.g. 64)")
-        export = ExportSettings(formats, precision, n)
+        k = int(cfg.export.calibration_candidates)
+        if "int8" in precision and "tflite" in formats and k < 1:
+            raise UserError(f"export.calibration_candidates={k}: INT8 needs at least 1 (e.g. 4)")
+        export = ExportSettings(formats, precision, n, k)
         if "tflite" in formats:
             _check_tflite_installed()
         return export

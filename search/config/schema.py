@@ -57,6 +57,7 @@ class ExportConf:
     formats: list[str] = MISSING
     precision: list[str] = MISSING
     calibration_patches: int = MISSING
+    calibration_candidates: int = MISSING
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from search import report
 from search.latency import LatencyEstimator, make_estimator
 from search.result import Result, budget_rule, device_info
 from search.settings import RunContext
-from search.sr.ship import export_all
+from search.sr.ship import calibration_sampler, export_all
 from search.sr.task import SRData, SRSettings, baseline_archs, check_budget, load_data, train_and_evaluate
 from spaces import save_arch
 from tasks.sr.evaluate import evaluate
@@ -68,7 +67,8 @@ def finish_sr(job: SRJob, found: Found) -> Result:
     best_scores["val_psnr"] = evaluate(model, data.val, arch.scale)["psnr"] if data.val else None
     sr.save_weights(model, run_dir / "model.pt")
     save_arch(arch, run_dir / "arch.json", scale=arch.scale, latency_ms=found.latency_ms)
-    files = export_all(model, arch, job.ctx.export, data.evals, partial(calibration_lr, job),
+    files = export_all(model, arch, job.ctx.export, data.evals,
+                       calibration_sampler(job.sr.train_root, arch.scale, job.ctx.settings.seed),
                        tuple(job.ctx.device.lr_hw), job.ctx.device.measure_threads, run_dir,
                        pytorch_scores=best_scores["eval"])
     baselines = train_baselines(job)
@@ -85,16 +85,6 @@ def finish_sr(job: SRJob, found: Found) -> Result:
     found.plot(baselines, best, run_dir / "pareto.png")
     report.write_sr_report(result, run_dir / "report.md")
     return result
-
-
-CALIBRATION_PATCH_HR = 96  # INT8 ranges from patches this large: smaller ones under-read them (clipping)
-
-
-def calibration_lr(job: SRJob, n: int) -> torch.Tensor:
-    """``n`` LR patches of the training images (not the evaluation sets) for INT8's ranges."""
-    patches = sr.data.TrainPatches(job.sr.train_root, job.sr.space.scale, patch_hr=CALIBRATION_PATCH_HR,
-                                   seed=job.ctx.settings.seed)
-    return patches.batch(n)[0]
 
 
 def train_baselines(job: SRJob) -> dict[str, Any]:

@@ -20,10 +20,21 @@ from tasks.sr.evaluate import evaluate_sets
 from tasks.sr.export import OnnxModule, add_onnx_metadata
 
 TIMING_ROUNDS = 5  # interleaved rounds of the exported files' host timing
+CALIBRATION_PATCH_HR = 96  # INT8 ranges from patches this large: smaller ones under-read them (clipping)
+HELD_OUT_PATCHES = 128  # training patches on which INT8 calibration candidates are compared
+HELD_OUT_SAMPLE = 10_000  # the held-out patches' sample index: no candidate draws it
+
+
+def calibration_sampler(train_root: Path, scale: int, seed: int) -> Callable[[int, int], torch.Tensor]:
+    """``lr(n, k)``: ``n`` LR patches of the training images (not the evaluation sets), sample ``k``."""
+    def lr(n: int, k: int) -> torch.Tensor:
+        return sr.data.TrainPatches(train_root, scale, patch_hr=CALIBRATION_PATCH_HR, seed=seed + k).batch(n)[0]
+
+    return lr
 
 
 def export_all(model: torch.nn.Module, arch: Any, export: ExportSettings, evals: dict[str, list],
-               calibration_lr: Callable[[int], torch.Tensor], lr_hw: tuple[int, int], threads: int,
+               calibration_lr: Callable[[int, int], torch.Tensor], lr_hw: tuple[int, int], threads: int,
                run_dir: Path, label: str = "", timed: bool = True,
                pytorch_scores: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write every requested file; returns ``{file: {format, precision, bytes, eval, psnr_diff_db,
@@ -37,16 +48,7 @@ def export_all(model: torch.nn.Module, arch: Any, export: ExportSettings, evals:
         modules["model.onnx"] = OnnxModule(run_dir / "model.onnx", threads)
         files["model.onnx"] = {"format": "onnx", "precision": "fp32", "max_abs_diff_vs_pytorch": diff}
     if "tflite" in export.formats:
-        from tasks.sr.tflite import TFLiteModule, export_tflite
-
-        def calibration() -> list[torch.Tensor]:
-            return [x.unsqueeze(0) for x in calibration_lr(export.calibration_patches)]
-
-        for precision in export.precision:
-            name = TFLITE_FILES[precision]
-            export_tflite(model, run_dir / name, precision, calibration=calibration)
-            modules[name] = TFLiteModule(run_dir / name, threads)
-            files[name] = {"format": "tflite", "precision": precision}
+        _tflite(model, export, calibration_lr, threads, run_dir, modules, files)
     scores = {"pytorch": pytorch_scores or evaluate_sets(model, evals, arch.scale)}
     for name, module in modules.items():
         scores[name] = evaluate_sets(module, evals, arch.scale)
@@ -60,6 +62,25 @@ def export_all(model: torch.nn.Module, arch: Any, export: ExportSettings, evals:
         say(f"export: {label}{name} ({row['bytes'] / 1e3:.0f} kB) PSNR vs {row['psnr_reference']} "
             + ", ".join(f"{s} {d:+.3f} dB" for s, d in row["psnr_diff_db"].items()) + timing)
     return files
+
+
+def _tflite(model: torch.nn.Module, export: ExportSettings, calibration_lr: Callable[[int, int], torch.Tensor],
+            threads: int, run_dir: Path, modules: dict[str, torch.nn.Module], files: dict[str, dict[str, Any]]) -> None:
+    """The TFLite file of each precision; INT8 from the best of ``export.calibration_candidates``
+    calibration samples on held-out training patches (``tasks.litert.write_tflite``)."""
+    from tasks.sr.tflite import TFLiteModule, export_tflite
+
+    def calibration(k: int) -> list[torch.Tensor]:
+        return list(calibration_lr(export.calibration_patches, k).unsqueeze(1))
+
+    held_out = list(calibration_lr(HELD_OUT_PATCHES, HELD_OUT_SAMPLE).unsqueeze(1)) \
+        if export.calibration_candidates > 1 else []
+    for precision in export.precision:
+        name, record = TFLITE_FILES[precision], {}
+        export_tflite(model, run_dir / name, precision, calibration=calibration,
+                      candidates=export.calibration_candidates, held_out=held_out, record=record)
+        modules[name] = TFLiteModule(run_dir / name, threads)
+        files[name] = {"format": "tflite", "precision": precision, **({"calibration": record} if record else {})}
 
 
 def onnx_metadata(arch: Any) -> dict[str, str]:

@@ -22,6 +22,7 @@ from tasks.litert import FILE_NAMES, TFLiteModule
 from tasks.onnx_file import OnnxModule
 
 TIMING_ROUNDS = 5  # interleaved rounds of the exported files' host timing
+HELD_OUT_IMAGES = 64  # validation images on which INT8 calibration candidates are compared
 
 
 def export_files(setup: ViTSetup, student: torch.nn.Module) -> dict[str, dict[str, Any]]:
@@ -32,12 +33,7 @@ def export_files(setup: ViTSetup, student: torch.nn.Module) -> dict[str, dict[st
     files: dict[str, dict[str, Any]] = {"model.onnx": {"format": "onnx", "precision": "fp32", "check": check}}
     modules: dict[str, torch.nn.Module] = {"model.onnx": OnnxModule(run_dir / "model.onnx", threads)}
     if "tflite" in export.formats:
-        for precision in export.precision:
-            name = FILE_NAMES[precision]
-            vit.export_tflite(student, run_dir / name, setup.shape, precision,
-                              calibration=lambda: _calibration(setup.data, setup.shape, export.calibration_patches))
-            modules[name] = TFLiteModule(run_dir / name, threads)
-            files[name] = {"format": "tflite", "precision": precision}
+        _tflite(setup, student, modules, files)
     reference = _predictions(student.eval(), setup.data, setup.shape[0])
     for name, module in modules.items():
         files[name].update(bytes=(run_dir / name).stat().st_size,
@@ -48,6 +44,21 @@ def export_files(setup: ViTSetup, student: torch.nn.Module) -> dict[str, dict[st
             f"({row['top1_diff_vs_pytorch']:+.2f} vs PyTorch, same top class on {row['agreement_with_pytorch']:.1%}); "
             f"{row['latency_ms_here']:.2f} ms here ({row['latency_runtime']})")
     return files
+
+
+def _tflite(setup: ViTSetup, student: torch.nn.Module, modules: dict[str, torch.nn.Module],
+            files: dict[str, dict[str, Any]]) -> None:
+    """The TFLite file of each precision; INT8 from the best of ``export.calibration_candidates``
+    samples of training images, compared on validation images."""
+    export, shape = setup.ctx.export, setup.shape
+    held_out = _batches(setup.data.val, shape, HELD_OUT_IMAGES) if export.calibration_candidates > 1 else []
+    for precision in export.precision:
+        name, record = FILE_NAMES[precision], {}
+        vit.export_tflite(student, setup.ctx.run_dir / name, shape, precision,
+                          calibration=lambda k: _batches(setup.data.train, shape, export.calibration_patches, k),
+                          candidates=export.calibration_candidates, held_out=held_out, record=record)
+        modules[name] = TFLiteModule(setup.ctx.run_dir / name, setup.ctx.device.measure_threads)
+        files[name] = {"format": "tflite", "precision": precision, **({"calibration": record} if record else {})}
 
 
 def export_checked(model: torch.nn.Module, path: Path, shape: tuple[int, ...], data: ViTData) -> dict[str, Any]:
@@ -72,10 +83,12 @@ def export_checked(model: torch.nn.Module, path: Path, shape: tuple[int, ...], d
             "images": len(images), "images_over_1e-3": off}
 
 
-def _calibration(data: ViTData, shape: tuple[int, ...], n_images: int) -> list[torch.Tensor]:
-    """Training images in batches of the export's shape, ``n_images`` of them at least."""
+def _batches(data: Any, shape: tuple[int, ...], n_images: int, sample: int = 0) -> list[torch.Tensor]:
+    """Full batches of the export's shape from ``data``, ``n_images`` images at least; sample 0 in
+    order, sample ``k`` shuffled by seed ``k``."""
+    gen = torch.Generator().manual_seed(sample)
     batches = []
-    for images, _ in vit.data.iter_batches(data.train, shape[0]):
+    for images, _ in vit.data.iter_batches(data, shape[0], shuffle=sample > 0, generator=gen):
         if images.shape[0] == shape[0]:
             batches.append(images)
         if len(batches) * shape[0] >= n_images:

@@ -10,8 +10,9 @@ convolution gives the same numbers (checked at export) and is a native op of eve
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -51,12 +52,14 @@ def exportable(model: nn.Module) -> nn.Module:
 
 
 def export_tflite(model: nn.Module, path: str | Path, precision: str = "fp32",
-                  calibration: Callable[[], Iterable[torch.Tensor]] | None = None,
-                  sample_hw: tuple[int, int] = (64, 64)) -> Path:
+                  calibration: Callable[[int], Iterable[torch.Tensor]] | None = None,
+                  sample_hw: tuple[int, int] = (64, 64), candidates: int = 1,
+                  held_out: Sequence[torch.Tensor] = (), record: dict[str, Any] | None = None) -> Path:
     """Write ``model`` as a TFLite flatbuffer at ``precision`` (atomically), H and W dynamic.
-    ``calibration()`` yields LR batches ``(1, 3, h, w)`` (training patches) for INT8's activation ranges."""
+    ``calibration(k)`` yields LR batches ``(1, 3, h, w)`` (training patches, sample ``k``) for INT8's
+    activation ranges; ``candidates``, ``held_out``, ``record``: :func:`tasks.litert.write_tflite`."""
     from torch.export import Dim
 
     sample = torch.rand(1, 3, *sample_hw, generator=torch.Generator().manual_seed(0))
     dims = ({2: Dim("height", min=4, max=MAX_SIDE_PX), 3: Dim("width", min=4, max=MAX_SIDE_PX)},)
-    return write_tflite(exportable(model), path, sample, precision, calibration, dims)
+    return write_tflite(exportable(model), path, sample, precision, calibration, dims, candidates, held_out, record)

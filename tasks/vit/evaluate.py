@@ -6,6 +6,7 @@ import copy
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,11 +74,13 @@ def run_onnx(path: str | Path, images: torch.Tensor | np.ndarray, threads: int =
 
 
 def export_tflite(model: nn.Module, path: str | Path, input_shape: Sequence[int], precision: str = "fp32",
-                  calibration: Callable[[], Iterable[torch.Tensor]] | None = None) -> Path:
+                  calibration: Callable[[int], Iterable[torch.Tensor]] | None = None, candidates: int = 1,
+                  held_out: Sequence[torch.Tensor] = (), record: dict[str, Any] | None = None) -> Path:
     """Export the inference path of ``model`` as a TFLite file for a fixed ``input_shape`` (B, C, H,
-    W), at ``precision`` (``tasks.litert.PRECISIONS``; ``calibration()`` yields image batches of
-    that shape for INT8). Tokens are selected without top-k (LiteRT has no sort): the same tokens,
-    by comparisons and a one-hot matmul. Returns ``path``."""
+    W), at ``precision`` (``tasks.litert.PRECISIONS``; ``calibration(k)`` yields image batches of
+    that shape for INT8, sample ``k``; ``candidates``, ``held_out``, ``record``:
+    :func:`tasks.litert.write_tflite`). Tokens are selected without top-k (LiteRT has no sort): the
+    same tokens, by comparisons and a one-hot matmul. Returns ``path``."""
     if len(input_shape) != 4:
         raise TokenPruneError(f"input_shape must be (B, C, H, W), got {tuple(input_shape)}")
     net = copy.deepcopy(model).eval()
@@ -85,4 +88,4 @@ def export_tflite(model: nn.Module, path: str | Path, input_shape: Sequence[int]
         net.sort_free = True
     p = next(net.parameters())
     sample = torch.zeros(*input_shape, dtype=p.dtype, device=p.device)
-    return write_tflite(net, path, sample, precision, calibration)
+    return write_tflite(net, path, sample, precision, calibration, None, candidates, held_out, record)

@@ -14,8 +14,7 @@ from search.sr.allinone.chain import PointChoice, describe_arch
 from search.sr.allinone.governed import governed_summary
 from search.sr.allinone.job import Run
 from search.sr.allinone.points import PointSet
-from search.sr.finish import CALIBRATION_PATCH_HR
-from search.sr.ship import export_all
+from search.sr.ship import calibration_sampler, export_all
 from spaces import WDSRBArch
 from tasks.sr.allinone import AllInOneWDSRB, save_allinone
 
@@ -98,15 +97,14 @@ def point_files(run: Run, model: AllInOneWDSRB, evals: dict[str, list]) -> dict[
     here only where the points are this host's own (thread counts): frequency levels are the
     device's, modelled, and a host timing would say nothing about them."""
     ctx = run.ctx
-    patches = sr.data.TrainPatches(run.sr.train_root, run.sr.space.scale, patch_hr=CALIBRATION_PATCH_HR,
-                                   seed=ctx.settings.seed)
+    calibration = calibration_sampler(run.sr.train_root, run.sr.space.scale, ctx.settings.seed)
     files = {}
     for name, arch in run.points.items():
         point = run.by_name[name]
         out = ctx.run_dir / "points" / name
         out.mkdir(parents=True, exist_ok=True)
         threads = point.threads or ctx.device.measure_threads
-        written = export_all(model.subnet(name), arch, ctx.export, evals, lambda n: patches.batch(n)[0],
+        written = export_all(model.subnet(name), arch, ctx.export, evals, calibration,
                              tuple(ctx.device.lr_hw), threads, out, label=f"points/{name}/",
                              timed=run.pointset.measured)
         files[name] = {f"points/{name}/{f}": row for f, row in written.items()}

@@ -7,6 +7,7 @@ import torch
 
 import tasks.sr as sr
 from spaces.sr import WDSRBArch
+from tasks.litert import output_snr_db
 from tasks.sr.tflite import PRECISIONS, TFLiteModule, export_tflite, exportable, shuffle_as_conv
 
 ARCH = WDSRBArch.from_dict({"scale": 2, "channels": 12, "blocks": [[24, 12], [16, 8]]})
@@ -35,7 +36,7 @@ def exported(tmp_path_factory):
     gen = torch.Generator().manual_seed(1)
     calib = [torch.rand(1, 3, 32, 32, generator=gen) for _ in range(16)]
     out = tmp_path_factory.mktemp("tflite")
-    return model, {p: export_tflite(model, out / f"{p}.tflite", p, calibration=lambda: calib) for p in PRECISIONS}
+    return model, {p: export_tflite(model, out / f"{p}.tflite", p, calibration=lambda k: calib) for p in PRECISIONS}
 
 
 @pytest.mark.slow  # three conversions (litert-torch): ~10 s
@@ -64,3 +65,20 @@ def test_int8_without_calibration_is_refused(tmp_path):
     pytest.importorskip("litert_torch")
     with pytest.raises(ValueError, match="calibration"):
         export_tflite(sr.build_model(ARCH), tmp_path / "m.tflite", "int8")
+
+
+@pytest.mark.slow  # three INT8 calibrations: ~10 s
+def test_int8_keeps_the_calibration_closest_on_held_out_inputs(tmp_path):
+    pytest.importorskip("litert_torch", reason="the tflite extra is part of .[dev]")
+    torch.manual_seed(0)
+    model = sr.build_model(ARCH).eval()
+    gen = torch.Generator().manual_seed(2)
+    # samples that read ever wider input ranges: the narrow ones clip the held-out inputs
+    samples = [[torch.rand(1, 3, 32, 32, generator=gen) * (0.3 + 0.35 * k) for _ in range(8)] for k in range(3)]
+    held_out = [torch.rand(1, 3, 32, 32, generator=gen) for _ in range(4)]
+    record = {}
+    path = export_tflite(model, tmp_path / "int8.tflite", "int8", calibration=lambda k: samples[k], candidates=3,
+                         held_out=held_out, record=record)
+    snr = record["held_out_snr_db"]
+    assert len(snr) == 3 and record["chosen"] == int(np.argmax(snr)) == 2, record
+    assert output_snr_db(exportable(model), path.read_bytes(), held_out) == pytest.approx(max(snr), abs=1e-3)
