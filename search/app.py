@@ -20,6 +20,7 @@ from search.result import Result
 from search.runners import runner_for
 from search.settings import DeviceProfile, ExportSettings, RunContext, SearchSettings, task_section
 from search.study.storage import redact
+from search.tracking import check_logger, tracking
 from spaces.atomic import write_text_atomic
 
 
@@ -53,6 +54,7 @@ def claim(run_dir: Path) -> Iterator[None]:
 def context(cfg: DictConfig, run_dir: Path) -> RunContext:
     """The typed settings of one run, checked before any work."""
     check_declared(cfg)  # a multirun job's overrides reach here unchecked
+    check_logger(cfg.logger)
     device = DeviceProfile.from_cfg(cfg)
     settings = SearchSettings.from_cfg(cfg, device, run_dir)
     latency_cfg = OmegaConf.to_container(cfg.latency, resolve=True)
@@ -77,7 +79,8 @@ def _run(cfg: DictConfig, run_dir: Path) -> Result:
     runner = runner_for(ctx.task["name"], ctx.settings.strategy)
     torch.set_num_threads(ctx.device.train_threads)
     started = time.monotonic()
-    result = runner(ctx).with_run(round(time.monotonic() - started, 1), redacted_config(cfg))
+    with tracking(cfg.logger, run_dir, redacted_config(cfg)):
+        result = runner(ctx).with_run(round(time.monotonic() - started, 1), redacted_config(cfg))
     write_result(run_dir, result)
     say(f"done in {result.wall_s:.0f} s; outputs in {run_dir}")
     return result

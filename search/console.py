@@ -8,6 +8,10 @@ outside Hydra (a test, a notebook) with no handler set up, lines are printed as 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
+
+from search.tracking import scalar
 
 LOGGER = logging.getLogger("hwnas")
 
@@ -20,3 +24,23 @@ def say(message: str) -> None:
             handler.flush()  # progress lines are read while the run goes on
     else:
         print(message, flush=True)
+
+
+def step_progress(label: str, steps: int, every_s: float = 20.0) -> Callable[[int, float], None]:
+    """``progress(step, loss)`` for a training loop: a line every ``every_s`` seconds and at the
+    end (rate, time left), and every 10th step's loss to the tracker (``train/<label>/l1``)."""
+    started = time.monotonic()
+    last = [started]
+
+    def progress(step: int, loss: float) -> None:
+        if step % 10 == 0 or step == steps:
+            scalar(f"train/{label}/l1", loss, step)
+        now = time.monotonic()
+        if now - last[0] > every_s or step == steps:
+            rate = step / max(now - started, 1e-9)
+            left = (steps - step) / max(rate, 1e-9)
+            say(f"  [{label}] step {step}/{steps} L1 {loss:.4f} | {rate:.1f} steps/s, "
+                f"left ~{int(left // 60)}m{int(left % 60):02d}s")
+            last[0] = now
+
+    return progress

@@ -71,6 +71,7 @@ class Config:
     data: ShortData = field(default_factory=ShortData)
     model: ShortModel = field(default_factory=ShortModel)
     profile: str = MISSING
+    logger: str = MISSING
     search: SearchConf = field(default_factory=SearchConf)
     export: ExportConf = field(default_factory=ExportConf)
 

@@ -12,7 +12,7 @@ import optuna
 import torch
 
 import tasks.sr as sr
-from search.console import say
+from search.console import step_progress
 from search.errors import UserError
 from search.latency import LatencyEstimator
 from search.study.objective import ConstrainedObjective
@@ -160,16 +160,7 @@ def train_and_evaluate(arch: Any, recipe: sr.TrainRecipe, patches: Any, evals: d
     if init_state is not None:
         model.load_state_dict(init_state)
     started = time.monotonic()
-    last = [started]
-
-    def progress(step: int, loss: float) -> None:
-        now = time.monotonic()
-        if now - last[0] > 20 or step == recipe.steps:
-            rate = step / max(now - started, 1e-9)
-            left = (recipe.steps - step) / max(rate, 1e-9)
-            say(f"  [{label}] step {step}/{recipe.steps} L1 {loss:.4f} | {rate:.1f} steps/s, "
-                f"left ~{int(left // 60)}m{int(left % 60):02d}s")
-            last[0] = now
+    progress = step_progress(label, recipe.steps)
 
     if sr.num_params(model) > 0:
         try:

@@ -9,6 +9,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.console import say
+from search.tracking import scalar
 
 
 def fmt_s(seconds: float) -> str:
@@ -34,6 +35,7 @@ class ProgressPrinter:
         new = max(1, done - self.start_done)
         left = min(self.timeout_s - elapsed, elapsed / new * (self.n_trials - done))
         best = best_feasible(study)
+        _track(trial, best)
         best_txt = self.describe(best) if best else "none feasible yet"
         say(
             f"[trial {done}/{self.n_trials}] {self.describe(trial)} | best: {best_txt} | "
@@ -41,6 +43,16 @@ class ProgressPrinter:
 
     def finish(self, elapsed_s: float) -> None:
         say(f"search finished in {fmt_s(elapsed_s)}")
+
+
+def _track(trial: FrozenTrial, best: FrozenTrial | None) -> None:
+    """The trial's quality (trained trials only: none is invented), its constraints, the best so far."""
+    if trial.state == TrialState.COMPLETE and trial.user_attrs.get("trained", False):
+        scalar("trial/quality", trial.values[0], trial.number)
+    for name, value in trial.constraints.items():
+        scalar(f"trial/constraint_{name}", value, trial.number)
+    if best is not None:
+        scalar("trial/best_quality", best.values[0], trial.number)
 
 
 def is_feasible(trial: FrozenTrial) -> bool:

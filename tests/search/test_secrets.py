@@ -1,4 +1,5 @@
-"""The storage password reaches no file a run writes: result.json, reports, logs, no .hydra/ copies."""
+"""The storage password reaches no file a run writes: result.json, reports, logs, the MLflow
+tracker's params, no .hydra/ copies."""
 
 import subprocess
 import sys
@@ -15,11 +16,11 @@ def test_password_in_no_file_of_the_run(postgres_url, tmp_path, tiny_sr):
     query_url = f"{postgres_url}?password={SECRET.replace('#', '%23')}"
     for i, url in enumerate((user_url, query_url)):
         run_dir = tmp_path / f"run{i}"
-        proc = subprocess.run([sys.executable, "-m", "search", *tiny_sr, f"search.storage='{url}'",  # quoted: = ? %
+        proc = subprocess.run([sys.executable, "-m", "search", *tiny_sr, "logger=mlflow", f"search.storage='{url}'",  # quoted
                                f"search.study_name=secret-{tmp_path.name}-{i}", "search.run_final=false",
                                f"hydra.run.dir={run_dir}"], capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        assert not (run_dir / ".hydra").exists()
+        assert not (run_dir / ".hydra").exists() and (run_dir / "mlflow.db").is_file()
         for needle in (SECRET, SECRET.replace("/", "%2F").replace("#", "%23"), "s3cr"):
             assert needle not in proc.stdout + proc.stderr
             for path in run_dir.rglob("*"):

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 import tasks.sr as sr
-from search.console import say
+from search.console import say, step_progress
 from search.errors import UserError
 from search.result import Result
 from search.settings import RunContext
@@ -124,7 +124,7 @@ def _train(run: Run, trained: dict[str, WDSRBArch], patches: sr.TrainPatches) ->
     what = f"{len(trained)} nested levels" if run.spare else f"{len(trained)} nested sub-networks"
     say(f"training {what} together ({recipe.steps} steps, sandwich rule)")
     try:
-        train_allinone(model, patches, recipe, n_random=n_random, progress=_progress("allinone", recipe.steps),
+        train_allinone(model, patches, recipe, n_random=n_random, progress=step_progress("allinone", recipe.steps),
                        top_weight=float(run.opts["top_weight"]))
     except sr.DivergedError as err:
         raise UserError(f"All-in-One training diverged: {err}; lower task.final.lr") from None
@@ -180,22 +180,6 @@ def _evaluate(run: Run, model: AllInOneWDSRB, evals: dict[str, list[Any]]) -> di
     model.set_operating_point(names[0])
     run.timed("eval_allinone", started)
     return scores
-
-
-def _progress(label: str, steps: int) -> Any:
-    started = time.monotonic()
-    last = [started]
-
-    def progress(step: int, loss: float) -> None:
-        now = time.monotonic()
-        if now - last[0] > 20 or step == steps:
-            rate = step / max(now - started, 1e-9)
-            left = (steps - step) / max(rate, 1e-9)
-            say(f"  [{label}] step {step}/{steps} L1 {loss:.4f} | {rate:.1f} steps/s, "
-                f"left ~{int(left // 60)}m{int(left % 60):02d}s")
-            last[0] = now
-
-    return progress
 
 
 __all__ = ["options_from", "run_allinone", "slice_module"]
