@@ -173,6 +173,7 @@ class ExportSettings:
     precision: tuple[str, ...]
     calibration_patches: int
     calibration_candidates: int
+    baselines: bool = False
 
     @staticmethod
     def from_cfg(cfg: DictConfig) -> ExportSettings:
@@ -188,7 +189,7 @@ class ExportSettings:
         k = int(cfg.export.calibration_candidates)
         if "int8" in precision and "tflite" in formats and k < 1:
             raise UserError(f"export.calibration_candidates={k}: INT8 needs at least 1 (e.g. 4)")
-        export = ExportSettings(formats, precision, n, k)
+        export = ExportSettings(formats, precision, n, k, bool(cfg.export.baselines))
         if "tflite" in formats:
             _check_tflite_installed()
         return export

@@ -47,11 +47,14 @@ def require() -> None:
 def write_tflite(model: nn.Module, path: str | Path, sample: torch.Tensor, precision: str = "fp32",
                  calibration: Callable[[int], Iterable[torch.Tensor]] | None = None,
                  dynamic_shapes: Any = None, candidates: int = 1, held_out: Sequence[torch.Tensor] = (),
-                 record: dict[str, Any] | None = None) -> Path:
+                 record: dict[str, Any] | None = None, int8: str = "static") -> Path:
     """Write ``model`` (traced on ``sample``) as a TFLite flatbuffer at ``precision``, atomically.
     ``dynamic_shapes`` is ``torch.export``'s (None: every size as in ``sample``).
 
-    INT8: ``calibration(k)`` yields the inputs whose activation ranges candidate ``k`` takes. With
+    INT8 ``static``: weights and activations int8 (integer-only accelerators), ranges calibrated;
+    ``dynamic``: int8 weights, activations quantised at run time (no calibration; the form
+    transformers keep their accuracy in). Static: ``calibration(k)`` yields the inputs whose
+    activation ranges candidate ``k`` takes. With
     ``candidates`` > 1, each is quantised and the one whose outputs on ``held_out`` inputs come
     closest to ``model``'s (signal-to-noise ratio) is written: min/max ranges depend on which
     extreme values a sample happens to hold, and on one 40-step SR network five samples of 256
@@ -67,7 +70,9 @@ def write_tflite(model: nn.Module, path: str | Path, sample: torch.Tensor, preci
         data = _convert(model, sample, dynamic_shapes, quant_recipes.full_fp16_recipe())
     else:
         data = _convert(model, sample, dynamic_shapes)
-        if precision == "int8":
+        if precision == "int8" and int8 == "dynamic":
+            data = _dynamic_int8(data)
+        elif precision == "int8":
             if calibration is None:
                 raise ValueError("INT8 export needs calibration(k): inputs for the activation ranges")
             data = _best_int8(model, data, calibration, candidates, held_out, record)
@@ -130,6 +135,17 @@ def _int8(fp32: bytes, calibration: Iterable[torch.Tensor]) -> bytes:
             raise ValueError("INT8 export needs calibration inputs; none were given")
         stats = quantizer.calibrate({SIGNATURE: samples})
         return bytes(quantizer.quantize(stats).quantized_model)
+
+
+def _dynamic_int8(fp32: bytes) -> bytes:
+    from ai_edge_quantizer import Quantizer, recipe
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "fp32.tflite"
+        src.write_bytes(fp32)
+        quantizer = Quantizer(str(src))
+        quantizer.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+        return bytes(quantizer.quantize().quantized_model)
 
 
 def _input_name(flatbuffer: bytes) -> str:

@@ -58,6 +58,7 @@ class ExportConf:
     precision: list[str] = MISSING
     calibration_patches: int = MISSING
     calibration_candidates: int = MISSING
+    baselines: bool = MISSING
 
 
 @dataclass

@@ -96,8 +96,23 @@ def train_baselines(job: SRJob) -> dict[str, Any]:
         scores["val_psnr"] = evaluate(base_model, data.val, scale)["psnr"]
         scores["arch"] = base_arch.to_dict()
         scores["latency_ms"] = _baseline_latency(job.estimator, base_arch)
+        if job.ctx.export.baselines and sr.num_params(base_model) > 0:  # bicubic: no weights to ship
+            scores["export"] = _ship_baseline(job, name, base_model, base_arch, scores["eval"])
         baselines[name] = scores
     return baselines
+
+
+def _ship_baseline(job: SRJob, name: str, model: torch.nn.Module, arch: Any,
+                   pytorch_scores: dict[str, Any]) -> dict[str, Any]:
+    """``export.baselines``: a trained baseline's files in ``baselines/<name>/``, made, scored and
+    timed as the searched network's are."""
+    out = job.ctx.run_dir / "baselines" / name
+    out.mkdir(parents=True, exist_ok=True)
+    written = export_all(model, arch, job.ctx.export, job.data.evals,
+                         calibration_sampler(job.sr.train_root, arch.scale, job.ctx.settings.seed),
+                         tuple(job.ctx.device.lr_hw), job.ctx.device.measure_threads, out,
+                         label=f"baselines/{name}/", pytorch_scores=pytorch_scores)
+    return {f"baselines/{name}/{file}": row for file, row in written.items()}
 
 
 def _baseline_latency(estimator: LatencyEstimator, arch: Any) -> float | None:

@@ -1,7 +1,6 @@
 """The files a found ViT ships as: ``model.onnx`` always (checked against PyTorch image by image)
-and, with ``tflite`` in ``export.formats``, the TFLite files at each of ``export.precision``
-(INT8 calibrated on training images). Every file is scored on the held-out test images in its own
-runtime (top-1, and how often its top class is PyTorch's) and timed on this host in that runtime,
+and, with ``tflite`` in ``export.formats``, the TFLite files at each of ``export.precision``.
+Every file is scored on the held-out test images in its own runtime (top-1, and how often its top class is PyTorch's) and timed on this host in that runtime,
 interleaved: figures measured here, not on the device."""
 
 from __future__ import annotations
@@ -22,7 +21,6 @@ from tasks.litert import FILE_NAMES, TFLiteModule
 from tasks.onnx_file import OnnxModule
 
 TIMING_ROUNDS = 5  # interleaved rounds of the exported files' host timing
-HELD_OUT_IMAGES = 64  # validation images on which INT8 calibration candidates are compared
 
 
 def export_files(setup: ViTSetup, student: torch.nn.Module) -> dict[str, dict[str, Any]]:
@@ -48,17 +46,14 @@ def export_files(setup: ViTSetup, student: torch.nn.Module) -> dict[str, dict[st
 
 def _tflite(setup: ViTSetup, student: torch.nn.Module, modules: dict[str, torch.nn.Module],
             files: dict[str, dict[str, Any]]) -> None:
-    """The TFLite file of each precision; INT8 from the best of ``export.calibration_candidates``
-    samples of training images, compared on validation images."""
-    export, shape = setup.ctx.export, setup.shape
-    held_out = _batches(setup.data.val, shape, HELD_OUT_IMAGES) if export.calibration_candidates > 1 else []
-    for precision in export.precision:
-        name, record = FILE_NAMES[precision], {}
-        vit.export_tflite(student, setup.ctx.run_dir / name, shape, precision,
-                          calibration=lambda k: _batches(setup.data.train, shape, export.calibration_patches, k),
-                          candidates=export.calibration_candidates, held_out=held_out, record=record)
+    """The TFLite file of each precision (INT8: int8 weights, activations quantised at run time,
+    ``tasks.vit.export_tflite``)."""
+    for precision in setup.ctx.export.precision:
+        name = FILE_NAMES[precision]
+        vit.export_tflite(student, setup.ctx.run_dir / name, setup.shape, precision)
         modules[name] = TFLiteModule(setup.ctx.run_dir / name, setup.ctx.device.measure_threads)
-        files[name] = {"format": "tflite", "precision": precision, **({"calibration": record} if record else {})}
+        files[name] = {"format": "tflite", "precision": precision,
+                       **({"int8": "weights int8, activations quantised at run time"} if precision == "int8" else {})}
 
 
 def export_checked(model: torch.nn.Module, path: Path, shape: tuple[int, ...], data: ViTData) -> dict[str, Any]:
@@ -81,19 +76,6 @@ def export_checked(model: torch.nn.Module, path: Path, shape: tuple[int, ...], d
                         f"(max {per_image.max():.2e})")
     return {"max_abs_diff": float(per_image.max()), "median_abs_diff": float(np.median(per_image)),
             "images": len(images), "images_over_1e-3": off}
-
-
-def _batches(data: Any, shape: tuple[int, ...], n_images: int, sample: int = 0) -> list[torch.Tensor]:
-    """Full batches of the export's shape from ``data``, ``n_images`` images at least; sample 0 in
-    order, sample ``k`` shuffled by seed ``k``."""
-    gen = torch.Generator().manual_seed(sample)
-    batches = []
-    for images, _ in vit.data.iter_batches(data, shape[0], shuffle=sample > 0, generator=gen):
-        if images.shape[0] == shape[0]:
-            batches.append(images)
-        if len(batches) * shape[0] >= n_images:
-            break
-    return batches
 
 
 @torch.inference_mode()

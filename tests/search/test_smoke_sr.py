@@ -1,5 +1,6 @@
 """`experiment=smoke` runs the whole SR pipeline end to end and writes every output, usable."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from search.result import Result
 from spaces import load_arch
 
 pytestmark = pytest.mark.slow  # the whole pipeline end to end (one run shared by these tests)
+TRACKER = ["logger=tensorboard"] if importlib.util.find_spec("tensorboard") else []
 
 
 def find_key_paths(doc, needles, path=()):
@@ -33,7 +35,8 @@ def smoke_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("smoke")
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "search", "task=sr", "device=s21", "experiment=smoke", f"hydra.run.dir={run_dir}"],
+        [sys.executable, "-m", "search", "task=sr", "device=s21", "experiment=smoke", f"hydra.run.dir={run_dir}",
+         "export.baselines=true", *TRACKER],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -90,3 +93,29 @@ def test_pictures_and_report(smoke_run):
     report = (run_dir / "report.md").read_text()
     for name in ("searched", "bicubic", "fsrcnn", "espcn", "set5", "Wu, Gong"):
         assert name in report
+
+
+def test_baselines_ship_on_request(smoke_run):
+    run_dir, _, _ = smoke_run
+    baselines = json.loads((run_dir / "result.json").read_text())["baselines"]
+    assert "export" not in baselines["bicubic"]  # no weights to ship
+    report = (run_dir / "report.md").read_text()
+    for name in ("fsrcnn", "espcn"):
+        (file, row), = baselines[name]["export"].items()
+        assert file == f"baselines/{name}/model.onnx" and (run_dir / file).stat().st_size == row["bytes"]
+        assert all(abs(d) < 1e-3 for d in row["psnr_diff_db"].values()) and row["latency_ms_here"] > 0
+        assert f"`{file}`" in report
+
+
+def test_the_tracker_has_the_training_curves_and_the_trials(smoke_run):
+    if not TRACKER:
+        pytest.skip("the tensorboard extra is part of .[dev]")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_dir, _, _ = smoke_run
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/searched/l1", "train/fsrcnn/l1", "trial/quality", "trial/best_quality"} <= tags, tags
+    trials = json.loads((run_dir / "result.json").read_text())["trials"]
+    assert len(events.Scalars("trial/quality")) == trials["n_trained"] >= 1  # no quality for an untrained trial
