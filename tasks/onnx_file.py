@@ -1,5 +1,5 @@
-"""An ONNX file run by onnxruntime (CPU), callable like the PyTorch module it came from: for
-scoring an export with the same code as the model, whatever the task."""
+"""ONNX files whatever the task: one run by onnxruntime (CPU), callable like the PyTorch module it
+came from (for scoring an export with the same code as the model), and their metadata."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from spaces.atomic import atomic_path
 
 
 class OnnxModule(nn.Module):
@@ -28,3 +30,15 @@ class OnnxModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.invoke(x.detach().cpu().numpy().astype(np.float32)))
+
+
+def add_onnx_metadata(path: str | Path, metadata: dict[str, str]) -> None:
+    """Record ``metadata`` (scale, architecture, input range, producer) in the ONNX file's
+    ``metadata_props``, rewriting it atomically."""
+    import onnx
+
+    path = Path(path)
+    graph = onnx.load(str(path))
+    onnx.helper.set_model_props(graph, {**{p.key: p.value for p in graph.metadata_props}, **metadata})
+    with atomic_path(path) as tmp:
+        onnx.save(graph, str(tmp))

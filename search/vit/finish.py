@@ -107,4 +107,4 @@ def _write_model(setup: ViTSetup, student: torch.nn.Module, found: Found) -> dic
     with atomic_path(run_dir / "model.pt") as tmp:
         torch.save(student.state_dict(), tmp)
     save_arch(found.arch, run_dir / "arch.json", latency_ms=found.latency_ms)
-    return export_files(setup, student)
+    return export_files(setup, student, found.arch)

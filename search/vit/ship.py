@@ -5,6 +5,7 @@ interleaved: figures measured here, not on the device."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,17 @@ from search.errors import UserError
 from search.vit.prepare import ViTSetup
 from search.vit.task import ViTData
 from tasks.litert import FILE_NAMES, TFLiteModule
-from tasks.onnx_file import OnnxModule
+from tasks.onnx_file import OnnxModule, add_onnx_metadata
 
 TIMING_ROUNDS = 5  # interleaved rounds of the exported files' host timing
 
 
-def export_files(setup: ViTSetup, student: torch.nn.Module) -> dict[str, dict[str, Any]]:
+def export_files(setup: ViTSetup, student: torch.nn.Module, arch: Any) -> dict[str, dict[str, Any]]:
     """Write, score and time every requested file; ``{file: {format, precision, bytes, test_top1,
     top1_diff_vs_pytorch, agreement_with_pytorch, latency_ms_here, ...}}``."""
     run_dir, threads, export = setup.ctx.run_dir, setup.ctx.device.measure_threads, setup.ctx.export
     check = export_checked(student, run_dir / "model.onnx", setup.shape, setup.data)
+    add_onnx_metadata(run_dir / "model.onnx", onnx_metadata(arch, setup.shape))
     files: dict[str, dict[str, Any]] = {"model.onnx": {"format": "onnx", "precision": "fp32", "check": check}}
     modules: dict[str, torch.nn.Module] = {"model.onnx": OnnxModule(run_dir / "model.onnx", threads)}
     if "tflite" in export.formats:
@@ -42,6 +44,15 @@ def export_files(setup: ViTSetup, student: torch.nn.Module) -> dict[str, dict[st
             f"({row['top1_diff_vs_pytorch']:+.2f} vs PyTorch, same top class on {row['agreement_with_pytorch']:.1%}); "
             f"{row['latency_ms_here']:.2f} ms here ({row['latency_runtime']})")
     return files
+
+
+def onnx_metadata(arch: Any, shape: tuple[int, ...]) -> dict[str, str]:
+    from importlib.metadata import version
+
+    return {"hwnas.arch": json.dumps(arch.to_dict()),
+            "hwnas.input": f"images: {tuple(shape)} float32, as the model's training data (fixed batch); "
+                           "logits: (batch, classes)",
+            "hwnas.producer": f"hwnas {version('hwnas')}, torch {torch.__version__}, timm {version('timm')}"}
 
 
 def _tflite(setup: ViTSetup, student: torch.nn.Module, modules: dict[str, torch.nn.Module],

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from spaces.atomic import atomic_path
-from tasks.onnx_file import OnnxModule
+from tasks.onnx_file import OnnxModule, add_onnx_metadata
 from tasks.sr.models import build_model
 
 __all__ = ["ExportError", "OnnxModule", "add_onnx_metadata", "export_onnx", "load_weights", "save_weights"]
@@ -65,18 +65,6 @@ def export_onnx(model: nn.Module, path: str | Path, sample_hw: tuple[int, int] =
     if not diff <= atol:
         raise ExportError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} (> {atol}) at {check_hw}")
     return diff
-
-
-def add_onnx_metadata(path: str | Path, metadata: dict[str, str]) -> None:
-    """Record ``metadata`` (scale, architecture, input range, producer) in the ONNX file's
-    ``metadata_props``, rewriting it atomically."""
-    import onnx
-
-    path = Path(path)
-    graph = onnx.load(str(path))
-    onnx.helper.set_model_props(graph, {**{p.key: p.value for p in graph.metadata_props}, **metadata})
-    with atomic_path(path) as tmp:
-        onnx.save(graph, str(tmp))
 
 
 def save_weights(model: nn.Module, path: str | Path) -> Path:

@@ -75,6 +75,8 @@ def test_weights_rebuild_and_onnx_matches(vit_run):
         expected = model.eval()(images).numpy()
     session = ort.InferenceSession(str(run_dir / "model.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["hwnas.arch"]) == arch.to_dict() and "timm" in meta["hwnas.producer"]
     per_image = np.abs(got - expected).max(axis=1)
     # Hard top-k: a near-tie may flip one image's kept tokens between runtimes (see search.vit.ship.export_checked).
     assert (per_image < 1e-4).sum() >= len(per_image) - 1 and per_image.max() < 1e-2, per_image
