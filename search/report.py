@@ -153,7 +153,8 @@ def write_sr_report(result: Result, path: Path) -> None:
         _search_summary(result),
         "",
         *_export_rows({**(best.get("export") or {}),
-                       **{f: row for b in result.extras.get("baselines", {}).values() for f, row in b.get("export", {}).items()}}),
+                       **{f: row for b in (result.extras.get("baselines") or {}).values()
+                          for f, row in (b.get("export") or {}).items()}}),
     ]
     write_text_atomic(path, "\n".join(lines))
 
