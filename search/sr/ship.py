@@ -12,14 +12,13 @@ from typing import Any
 import torch
 
 import tasks.sr as sr
-from latency_models.interleave import interleaved_calls
 from search.console import say
+from search.file_timing import time_files
 from search.settings import ExportSettings
 from tasks.litert import FILE_NAMES as TFLITE_FILES
 from tasks.sr.evaluate import evaluate_sets
 from tasks.sr.export import OnnxModule, add_onnx_metadata
 
-TIMING_ROUNDS = 5  # interleaved rounds of the exported files' host timing
 CALIBRATION_PATCH_HR = 96  # INT8 ranges from patches this large: smaller ones under-read them (clipping)
 HELD_OUT_PATCHES = 128  # training patches on which INT8 calibration candidates are compared
 HELD_OUT_SAMPLE = 10_000  # the held-out patches' sample index: no candidate draws it
@@ -56,7 +55,7 @@ def export_all(model: torch.nn.Module, arch: Any, export: ExportSettings, evals:
         files[name].update(bytes=(run_dir / name).stat().st_size, eval=scores[name], psnr_reference=against,
                            psnr_diff_db={s: scores[name][s]["psnr"] - scores[against][s]["psnr"] for s in evals})
     if timed:
-        _time(modules, files, lr_hw, threads)
+        time_files(modules, files, (1, 3, *lr_hw), threads)
     for name, row in files.items():
         timing = f"; {row['latency_ms_here']:.2f} ms here ({row['latency_runtime']})" if timed else ""
         say(f"export: {label}{name} ({row['bytes'] / 1e3:.0f} kB) PSNR vs {row['psnr_reference']} "
@@ -89,20 +88,3 @@ def onnx_metadata(arch: Any) -> dict[str, str]:
     return {"hwnas.scale": str(arch.scale), "hwnas.arch": json.dumps(arch.to_dict()),
             "hwnas.input": "lr: (1, 3, H, W) RGB float32 in [0, 1]; sr: (1, 3, sH, sW), same range",
             "hwnas.producer": f"hwnas {version('hwnas')}, torch {torch.__version__}"}
-
-
-def _time(modules: dict[str, torch.nn.Module], files: dict[str, dict[str, Any]], lr_hw: tuple[int, int],
-          threads: int) -> None:
-    """Each file in its own runtime on one LR frame of the device, interleaved rounds, least
-    round median; measured on this host, not on the device."""
-    import numpy as np
-
-    frame = np.random.default_rng(0).random((1, 3, *lr_hw), dtype=np.float32)
-    names = list(modules)
-    calls = [lambda m=modules[n]: m.invoke(frame) for n in names]
-    rows = interleaved_calls(calls, rounds=TIMING_ROUNDS, runs=3, warmup=2)
-    for name, per_round in zip(names, rows):
-        runtime = "onnxruntime CPU" if name.endswith(".onnx") else "LiteRT interpreter (XNNPACK)"
-        files[name].update(latency_ms_here=min(per_round), latency_spread=max(per_round) / min(per_round),
-                           latency_runtime=f"{runtime}, {threads} thread(s), input {(1, 3, *lr_hw)}, "
-                                           f"measured on this host ({TIMING_ROUNDS} interleaved rounds)")

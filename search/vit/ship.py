@@ -13,15 +13,13 @@ import numpy as np
 import torch
 
 import tasks.vit as vit
-from latency_models.interleave import interleaved_calls
 from search.console import say
 from search.errors import UserError
+from search.file_timing import time_files
 from search.vit.prepare import ViTSetup
 from search.vit.task import ViTData
 from tasks.litert import FILE_NAMES, TFLiteModule
 from tasks.onnx_file import OnnxModule, add_onnx_metadata
-
-TIMING_ROUNDS = 5  # interleaved rounds of the exported files' host timing
 
 
 def export_files(setup: ViTSetup, student: torch.nn.Module, arch: Any) -> dict[str, dict[str, Any]]:
@@ -38,7 +36,7 @@ def export_files(setup: ViTSetup, student: torch.nn.Module, arch: Any) -> dict[s
     for name, module in modules.items():
         files[name].update(bytes=(run_dir / name).stat().st_size,
                            **_scored(_predictions(module, setup.data, setup.shape[0]), reference))
-    _time(modules, files, setup.shape, threads)
+    time_files(modules, files, setup.shape, threads)
     for name, row in files.items():
         say(f"export: {name} ({row['bytes'] / 1e3:.0f} kB) test top-1 {row['test_top1']:.2f}% "
             f"({row['top1_diff_vs_pytorch']:+.2f} vs PyTorch, same top class on {row['agreement_with_pytorch']:.1%}); "
@@ -105,16 +103,3 @@ def _scored(got: tuple[np.ndarray, np.ndarray], reference: tuple[np.ndarray, np.
     top1, ref_top1 = 100.0 * float((got[0] == got[1]).mean()), 100.0 * float((reference[0] == reference[1]).mean())
     return {"test_top1": top1, "top1_diff_vs_pytorch": top1 - ref_top1,
             "agreement_with_pytorch": float((got[0] == reference[0]).mean())}
-
-
-def _time(modules: dict[str, torch.nn.Module], files: dict[str, dict[str, Any]], shape: tuple[int, ...],
-          threads: int) -> None:
-    """Each file in its own runtime on one input of the timed shape, interleaved rounds, least round median."""
-    images = np.random.default_rng(0).random(shape, dtype=np.float32)
-    rows = interleaved_calls([lambda m=m: m.invoke(images) for m in modules.values()],
-                             rounds=TIMING_ROUNDS, runs=3, warmup=2)
-    for name, per_round in zip(modules, rows):
-        runtime = "onnxruntime CPU" if name.endswith(".onnx") else "LiteRT interpreter (XNNPACK)"
-        files[name].update(latency_ms_here=min(per_round), latency_spread=max(per_round) / min(per_round),
-                           latency_runtime=f"{runtime}, {threads} thread(s), input {tuple(shape)}, "
-                                           f"measured on this host ({TIMING_ROUNDS} interleaved rounds)")
