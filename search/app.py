@@ -21,6 +21,7 @@ from search.runners import runner_for
 from search.settings import DeviceProfile, ExportSettings, RunContext, SearchSettings, task_section
 from search.study.storage import redact
 from search.tracking import check_logger, tracking
+from search.train_settings import TrainSettings
 from spaces.atomic import write_text_atomic
 
 
@@ -62,7 +63,8 @@ def context(cfg: DictConfig, run_dir: Path) -> RunContext:
     points = OmegaConf.to_container(points, resolve=True) if points is not None else None
     assert isinstance(latency_cfg, dict)
     return RunContext(task_section(cfg), device, settings, latency_cfg, points,  # type: ignore[arg-type]
-                      smoke=cfg.profile == "smoke", export=ExportSettings.from_cfg(cfg))
+                      smoke=cfg.profile == "smoke", export=ExportSettings.from_cfg(cfg),
+                      train=TrainSettings.from_cfg(cfg))
 
 
 def redacted_config(cfg: DictConfig) -> dict[str, Any]:
@@ -77,10 +79,11 @@ def redacted_config(cfg: DictConfig) -> dict[str, Any]:
 def _run(cfg: DictConfig, run_dir: Path) -> Result:
     ctx = context(cfg, run_dir)
     runner = runner_for(ctx.task["name"], ctx.settings.strategy)
-    torch.set_num_threads(ctx.device.train_threads)
+    torch.set_num_threads(ctx.train.threads)
+    say(f"training on {ctx.train.placement.device} (amp {ctx.train.placement.amp}, {ctx.train.threads} threads)")
     started = time.monotonic()
     with tracking(cfg.logger, run_dir, redacted_config(cfg)):
-        result = runner(ctx).with_run(round(time.monotonic() - started, 1), redacted_config(cfg))
+        result = runner(ctx).with_run(round(time.monotonic() - started, 1), redacted_config(cfg), ctx.train.record())
     write_result(run_dir, result)
     say(f"done in {result.wall_s:.0f} s; outputs in {run_dir}")
     return result

@@ -43,8 +43,10 @@ class Result:
     def final_trained(self) -> bool:
         return self.final == TRAINED
 
-    def with_run(self, wall_s: float, config: dict[str, Any]) -> Result:
-        return replace(self, wall_s=wall_s, config=config)
+    def with_run(self, wall_s: float, config: dict[str, Any], training: dict[str, Any] | None = None) -> Result:
+        """The run's wall time, config and where it trained (``training``: device, amp, threads)."""
+        extras = self.extras if training is None else {**self.extras, "training": training}
+        return replace(self, wall_s=wall_s, config=config, extras=extras)
 
     def to_dict(self) -> dict[str, Any]:
         clash = sorted(set(self.extras) & set(CORE_KEYS))

@@ -10,11 +10,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from search.errors import UserError
+from search.train_settings import TrainSettings
 
 STRATEGIES = ("tpe", "nsga2", "random", "allinone", "dnas")
-# Threads where the device names none (its latency is modelled, e.g. s21): training uses both
-# cores of the machines this runs on; a host timing (a final check) uses one, the most repeatable.
-TRAIN_THREADS = 2
+# Threads where the device names none (its latency is modelled, e.g. s21): a host timing (a final
+# check) uses one, the most repeatable. Training threads are train.threads (search.train_settings).
 MEASURE_THREADS = 1
 
 
@@ -61,11 +61,6 @@ class DeviceProfile:
     budget_ms: float
     latency: str
     threads: int | None            # as configured; None: the device fixes none
-
-    @property
-    def train_threads(self) -> int:
-        """torch threads for training and the search's proxy trainings."""
-        return self.threads or TRAIN_THREADS
 
     @property
     def measure_threads(self) -> int:
@@ -215,6 +210,7 @@ class RunContext:
     operating_points: dict[str, Any] | None
     smoke: bool
     export: ExportSettings
+    train: TrainSettings
 
     @property
     def run_dir(self) -> Path:

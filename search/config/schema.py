@@ -62,6 +62,13 @@ class ExportConf:
 
 
 @dataclass
+class TrainConf:
+    device: str = MISSING
+    amp: str = MISSING
+    threads: int | None = MISSING
+
+
+@dataclass
 class Config:
     task: Any = MISSING
     device: DeviceConf = field(default_factory=DeviceConf)
@@ -75,6 +82,7 @@ class Config:
     logger: str = MISSING
     search: SearchConf = field(default_factory=SearchConf)
     export: ExportConf = field(default_factory=ExportConf)
+    train: TrainConf = field(default_factory=TrainConf)
 
 
 # --- task=sr, task=vit -------------------------------------------------------------------------

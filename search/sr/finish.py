@@ -37,7 +37,7 @@ class SRJob:
 
     @staticmethod
     def prepare(ctx: RunContext) -> SRJob:
-        sr_settings = SRSettings.from_task(ctx.task, ctx.settings.seed, ctx.device.train_threads)
+        sr_settings = SRSettings.from_task(ctx.task, ctx.settings.seed, ctx.train)
         estimator = make_estimator(ctx.device, ctx.latency, sr_settings.space.scale, sr.build_model)
         floor_ms = check_budget(sr_settings.space, estimator, ctx.settings.budget_ms)
         return SRJob(ctx, sr_settings, estimator, load_data(sr_settings, ctx.settings.seed), floor_ms)

@@ -16,6 +16,7 @@ from search.console import step_progress
 from search.errors import UserError
 from search.latency import LatencyEstimator
 from search.study.objective import ConstrainedObjective
+from search.train_settings import TrainSettings
 from spaces import ArchError, BicubicArch, ESPCNArch, FSRCNNArch, SRSpace, WDSRBArch
 from tasks.sr.evaluate import evaluate
 from tasks.sr.train import train as train_model
@@ -34,7 +35,7 @@ class SRSettings:
     baselines: tuple[str, ...]
 
     @staticmethod
-    def from_task(task: dict[str, Any], seed: int, threads: int) -> SRSettings:
+    def from_task(task: dict[str, Any], seed: int, train: TrainSettings) -> SRSettings:
         scale = int(task["scale"])
         space_cfg = task["space"]
         try:
@@ -63,7 +64,7 @@ class SRSettings:
                 return sr.TrainRecipe(
                     steps=int(r["steps"]), batch_size=int(r["batch_size"]),
                     patch_hr=int(r["patch_hr"]), lr=float(r["lr"]),
-                    seed=seed + seed_offset, threads=threads,
+                    seed=seed + seed_offset, threads=train.threads, placement=train.placement,
                 )
             except (KeyError, TypeError, ValueError) as err:
                 raise UserError(f"task.{section} is malformed ({err}); it needs steps, batch_size, "

@@ -79,7 +79,7 @@ def prepare_vit(ctx: RunContext) -> ViTSetup:
     pruned member."""
     _refuse_published(ctx)
     seed = ctx.settings.seed
-    cfg = ViTSettings.from_task(ctx.task, seed)
+    cfg = ViTSettings.from_task(ctx.task, seed, ctx.train.placement)
     data = load_vit_data(cfg, seed)
     teacher, teacher_info = load_teacher(cfg, data, seed)
     space = build_space(cfg, teacher, data.in_chans)

@@ -23,6 +23,7 @@ from search.study.objective import ConstrainedObjective
 from spaces import ArchError
 from spaces.atomic import atomic_path, write_text_atomic
 from spaces.vit import TokenPruneSpace, default_stages
+from tasks.placement import CPU, Placement
 from tasks.vit.demo import (
     DEMO_STAGES,
     DemoData,
@@ -53,9 +54,10 @@ class ViTSettings:
     final: vit.SelectorRecipe
 
     @staticmethod
-    def from_task(task: dict[str, Any], seed: int) -> ViTSettings:
+    def from_task(task: dict[str, Any], seed: int, placement: Placement = CPU) -> ViTSettings:
         """The settings of ``task``, the complete task section (conf/task/vit.yaml holds every
-        default; the app merges the smoke block in): no key has a second default here."""
+        default; the app merges the smoke block in): no key has a second default here. ``placement``:
+        where the teacher and the selectors train (``train.device``, ``train.amp``)."""
         try:
             model, data, stages = task["model"], task["data"], task["stages"]
             return ViTSettings(
@@ -71,9 +73,9 @@ class ViTSettings:
                 batch=int(task["batch"]),
                 data_root=Path(data["root"]) if data["root"] else None,
                 val_images=int(data["val_images"]),
-                teacher=TeacherRecipe(seed=seed, **dict(task["teacher"])),
-                proxy=vit.SelectorRecipe(seed=seed + 1, **dict(task["proxy"])),
-                final=vit.SelectorRecipe(seed=seed + 2, **dict(task["final"])),
+                teacher=TeacherRecipe(seed=seed, placement=placement, **dict(task["teacher"])),
+                proxy=vit.SelectorRecipe(seed=seed + 1, placement=placement, **dict(task["proxy"])),
+                final=vit.SelectorRecipe(seed=seed + 2, placement=placement, **dict(task["final"])),
             )
         except KeyError as err:
             raise UserError(f"task (vit) lacks the setting {err}: conf/task/vit.yaml names every one") from None
@@ -123,10 +125,10 @@ def cache_dir() -> Path:
 
 
 def teacher_key(settings: ViTSettings, seed: int) -> str:
-    """What the demo teacher's weights depend on, hashed: size, seed, recipe (not its logging),
-    and the validation split it must not see."""
+    """What the demo teacher's weights depend on, hashed: size, seed, recipe (not its logging nor
+    where it trains), and the validation split it must not see."""
     recipe = {k: float(v) if isinstance(v, int) and k in ("epochs", "lr") else v
-              for k, v in asdict(settings.teacher).items() if k != "log_every"}  # 100 and 100.0 alike
+              for k, v in asdict(settings.teacher).items() if k not in ("log_every", "placement")}  # 100 and 100.0 alike
     spec = {"img_size": settings.img_size, "seed": seed, "recipe": recipe, "val_images": settings.val_images, "v": 2}
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 

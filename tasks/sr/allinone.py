@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from spaces.atomic import atomic_path
 from spaces.sr import WDSRBArch, WDSRBlock
-from tasks.sr.models import WDSRB
+from tasks.sr.models import WDSRB, image_precision
 
 ALLINONE_FORMAT = "hwnas.sr.allinone"
 ALLINONE_VERSION = 1
@@ -131,7 +131,7 @@ class AllInOneWDSRB(WDSRB):
             y = F.conv2d(y, block.reduce.weight[:m2, :m1], block.reduce.bias[:m2])
             h = h + F.conv2d(y, block.conv.weight[:c, :m2], block.conv.bias[:c], padding=1)
         tail = F.conv2d(h, self.tail.weight[:, :c], self.tail.bias, padding=1)
-        return self.shuffle(tail + self.skip(x))
+        return self.shuffle(tail + image_precision(self.skip, x))
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
         out = super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -19,7 +19,7 @@ from torch import nn
 
 from tasks.sr.allinone import AllInOneWDSRB
 from tasks.sr.data import TrainPatches
-from tasks.sr.train import DivergedError, TrainRecipe, TrainStats
+from tasks.sr.train import DivergedError, TrainRecipe, TrainStats, placed
 
 
 def sandwich_points(names: tuple[str, ...], n_random: int, gen: torch.Generator) -> list[str]:
@@ -50,40 +50,47 @@ def train_allinone(
     if not top_weight > 0:
         raise ValueError(f"top_weight must be > 0, got {top_weight}")
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=recipe.lr)
-    gen = torch.Generator().manual_seed(recipe.seed)
-    loss_fn = nn.L1Loss()
+    gen = torch.Generator().manual_seed(recipe.seed)  # the same sub-networks on every rank (tasks.distributed)
+    active, was_training = model.operating_point, model.training
     old_threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
-    active, was_training = model.operating_point, model.training
-    model.train()
-    # channels_last: ~1.5x faster WDSR-B convs on CPU (see tasks.sr.train); converted in place.
-    model.to(memory_format=torch.channels_last)
-    recent: list[float] = []
     t0 = time.perf_counter()
-    step = 0
     try:
-        while step < recipe.steps:
-            for group in opt.param_groups:
-                group["lr"] = recipe.lr_at(step)
-            lr, hr = (t.contiguous(memory_format=torch.channels_last) for t in patches.batch(recipe.batch_size))
-            opt.zero_grad(set_to_none=True)
-            total = 0.0
-            for name in sandwich_points(model.point_names, n_random, gen):
-                loss = loss_fn(model.forward_point(lr, model._widths[name]), hr)
-                (loss * top_weight if name == model.point_names[0] else loss).backward()  # one graph at a time: memory of one sub-network, same gradient sum
-                total += loss.item()
-            if not math.isfinite(total):
-                raise DivergedError(step + 1, total)
-            opt.step()
-            step += 1
-            recent = (recent + [total])[-100:]
-            if progress is not None:
-                progress(step, total)
+        with placed(model, patches, recipe.placement):
+            model.train()
+            opt = torch.optim.Adam(params, lr=recipe.lr)
+            step, recent = _loop(model, opt, patches, recipe, n_random, progress, top_weight, gen)
     finally:
         torch.set_num_threads(old_threads)
-        model.to(memory_format=torch.contiguous_format)
         model.train(was_training)
         model.set_operating_point(active)
     final = sum(recent) / len(recent) if recent else math.nan
     return TrainStats(steps=step, seconds=time.perf_counter() - t0, final_loss=final)
+
+
+def _loop(model: AllInOneWDSRB, opt: torch.optim.Optimizer, patches: TrainPatches, recipe: TrainRecipe,
+          n_random: int, progress: Callable[[int, float], None] | None, top_weight: float,
+          gen: torch.Generator) -> tuple[int, list[float]]:
+    loss_fn, stepper, place = nn.L1Loss(), recipe.placement.stepper(), recipe.placement
+    recent: list[float] = []
+    step = 0
+    while step < recipe.steps:
+        for group in opt.param_groups:
+            group["lr"] = recipe.lr_at(step)
+        lr, hr = (t.contiguous(memory_format=torch.channels_last) for t in patches.batch(recipe.batch_size))
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        for name in sandwich_points(model.point_names, n_random, gen):
+            with place.autocast():
+                loss = loss_fn(model.forward_point(lr, model._widths[name]).float(), hr)
+            # one graph at a time: memory of one sub-network, same gradient sum
+            stepper.backward(loss * top_weight if name == model.point_names[0] else loss)
+            total += loss.item()
+        if not math.isfinite(total):
+            raise DivergedError(step + 1, total)
+        stepper.step(opt)
+        step += 1
+        recent = (recent + [total])[-100:]
+        if progress is not None:
+            progress(step, total)
+    return step, recent

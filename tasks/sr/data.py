@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from tasks.sr.augment import dihedral
 from tasks.sr.resize import imresize
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -180,21 +181,15 @@ def load_eval_set(root: str | Path, scale: int) -> list[EvalImage]:
     return [EvalImage(name, to_rgb(to_float(lr))[None].contiguous(), to_float(hr)[None]) for name, lr, hr in pairs]
 
 
-def _dihedral(x: torch.Tensor, hflip: torch.Tensor, vflip: torch.Tensor, transpose: torch.Tensor) -> torch.Tensor:
-    """Per-sample flips and transpose of a square ``(B, C, P, P)`` batch (the 8 symmetries of the square)."""
-    x = torch.where(hflip[:, None, None, None], x.flip(-1), x)
-    x = torch.where(vflip[:, None, None, None], x.flip(-2), x)
-    return torch.where(transpose[:, None, None, None], x.transpose(-1, -2), x)
-
-
 class TrainPatches:
     """Random aligned (LR, HR) patches from a folder of training images, held in memory.
 
     LR images are made once per image (or read from ``LR_bicubic/X{s}``); each batch draws an
     image per sample (uniformly), a patch position, and one of the 8 flips/rotations by 90
-    degrees, applied identically to both patches. The augmentation is written in torch rather than
-    with kornia's augmentation modules, because the LR and HR batches have different sizes and
-    must get the same transform; torch.where over the batch keeps it vectorised.
+    degrees, applied identically to both patches on the batch's device (:func:`tasks.sr.augment.dihedral`,
+    kornia). All random draws come from one CPU generator seeded with ``seed``, so the batches are the
+    same on any device and a resumed training draws the ones it would have. :meth:`to` moves the
+    images once (a GPU then crops and augments without copies per batch).
 
     ``val_images`` > 0 holds that many images (evenly spaced in name order) out of training;
     :meth:`val_set` returns them as evaluation images.
@@ -240,8 +235,12 @@ class TrainPatches:
             hr_list.append(hr[:, s * y:s * (y + p), s * x:s * (x + p)])
         lr_b = to_float(torch.stack(lr_list))
         hr_b = to_float(torch.stack(hr_list))
-        hflip, vflip, transpose = flips.unbind(dim=1)
-        return _dihedral(lr_b, hflip, vflip, transpose), _dihedral(hr_b, hflip, vflip, transpose)
+        return dihedral(lr_b, hr_b, flips)
+
+    def to(self, device: str | torch.device) -> TrainPatches:
+        """Keep the training images on ``device`` (batches are then made there); returns self."""
+        self._images = [(name, lr.to(device), hr.to(device)) for name, lr, hr in self._images]
+        return self
 
     def val_set(self) -> list[EvalImage]:
         """The held-out images (``val_images``), as evaluation images."""

@@ -12,12 +12,14 @@ from tasks.sr.metrics import psnr_y, rgb_to_gray, ssim_y
 
 
 def super_resolve(model: nn.Module, lr: torch.Tensor) -> torch.Tensor:
-    """``model(lr)`` clamped to [0, 1], in eval mode under inference_mode (mode restored)."""
+    """``model(lr)`` clamped to [0, 1], in eval mode under inference_mode (mode restored); run on the
+    model's device (a supernet scored mid-training on a GPU), returned on ``lr``'s."""
     was_training = model.training
     model.eval()
+    device = next((p.device for p in model.parameters()), lr.device)
     try:
         with torch.inference_mode():
-            return model(lr).clamp_(0, 1)
+            return model(lr.to(device)).clamp_(0, 1).to(lr.device)
     finally:
         model.train(was_training)
 

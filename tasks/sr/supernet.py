@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from spaces.sr import SRSpace, WDSRBArch, WDSRBlock
-from tasks.sr.models import WDSRB
+from tasks.sr.models import WDSRB, image_precision
 from tasks.sr.relaxations import BlockGates, WidthMask, bernoulli_st, gumbel_softmax_st
 
 BlockLatencyFn = Callable[[torch.Tensor], torch.Tensor]   # (n, 4) [C, M1, M2, C] -> (n,) ms
@@ -136,7 +136,7 @@ class SRSupernet(nn.Module):
             y = block.reduce(y) * chan(m2[i])
             y = block.conv(y) * chan(c)
             h = h + gates[i] * y
-        return net.shuffle(net.tail(h) + net.skip(x))
+        return net.shuffle(net.tail(h) + image_precision(net.skip, x))
 
     # ---- expected latency -------------------------------------------------------------
     def keep_probs(self) -> torch.Tensor:

@@ -1,12 +1,13 @@
-"""L1 / Adam training of an SR model on random patches, on the CPU, resumable."""
+"""L1 / Adam training of an SR model on random patches, on the CPU or a GPU, resumable."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tasks.distributed import is_main
+from tasks.placement import CPU, Placement, Stepper
 from tasks.sr.data import TrainPatches
 
 CHECKPOINT_FORMAT = "hwnas.sr.train_checkpoint"
@@ -33,8 +36,8 @@ class DivergedError(RuntimeError):
 class TrainRecipe:
     """One training run. ``lr`` decays to ``lr_final`` on a cosine over ``steps``.
 
-    ``threads`` sets torch's intra-op threads for the run (restored afterwards);
-    ``checkpoint_every`` is in steps.
+    ``threads`` sets torch's intra-op threads for the run (restored afterwards); ``placement`` is the
+    device and mixed-precision mode (:mod:`tasks.placement`); ``checkpoint_every`` is in steps.
     """
 
     steps: int
@@ -45,6 +48,7 @@ class TrainRecipe:
     seed: int = 0
     threads: int = 2
     checkpoint_every: int = 500
+    placement: Placement = CPU
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.batch_size < 1 or self.patch_hr < 1 or self.threads < 1:
@@ -113,20 +117,37 @@ def _load_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, p
         return 0
 
 
-def _step(model: nn.Module, opt: torch.optim.Optimizer, patches: TrainPatches, recipe: TrainRecipe,
-          step: int) -> float:
+def _step(model: nn.Module, opt: torch.optim.Optimizer, stepper: Stepper, patches: TrainPatches,
+          recipe: TrainRecipe, step: int) -> float:
     """One optimisation step at 0-based ``step``; returns the batch's L1 loss."""
     for group in opt.param_groups:
         group["lr"] = recipe.lr_at(step)
     lr, hr = (t.contiguous(memory_format=torch.channels_last) for t in patches.batch(recipe.batch_size))
-    loss = F.l1_loss(model(lr), hr)
+    with recipe.placement.autocast():
+        loss = F.l1_loss(model(lr).float(), hr)
     value = loss.item()
     if not math.isfinite(value):
         raise DivergedError(step + 1, value)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    stepper.backward(loss)
+    stepper.step(opt)
     return value
+
+
+@contextlib.contextmanager
+def placed(model: nn.Module, patches: TrainPatches, placement: Placement) -> Iterator[None]:
+    """``model`` and the training images on the placement's device, in channels_last, for one
+    training; back where they were (and contiguous) afterwards, since search and export run on the CPU.
+    channels_last runs WDSR-B's small 1x1/3x3 convs ~1.5x faster on CPU (oneDNN); neutral for
+    FSRCNN/ESPCN. Parameters are converted in place, so optimizers keep their references."""
+    home = next(model.parameters()).device
+    model.to(placement.torch_device, memory_format=torch.channels_last)
+    patches.to(placement.torch_device)
+    try:
+        yield
+    finally:
+        model.to(home, memory_format=torch.contiguous_format)
+        patches.to(home)
 
 
 def train(
@@ -150,36 +171,42 @@ def train(
     if not params:
         return TrainStats(steps=0, seconds=0.0, final_loss=math.nan)
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
-    opt = torch.optim.Adam(params, lr=recipe.lr)
-    start = _load_checkpoint(ckpt, model, opt, patches) if ckpt is not None and ckpt.exists() else 0
+    with placed(model, patches, recipe.placement):
+        opt = torch.optim.Adam(params, lr=recipe.lr)
+        start = _load_checkpoint(ckpt, model, opt, patches) if ckpt is not None and ckpt.exists() else 0
+        step, stopped, recent, t0 = _loop(model, opt, patches, recipe, start, progress, ckpt, should_stop)
+    seconds = time.perf_counter() - t0
+    final = sum(recent) / len(recent) if recent else math.nan
+    return TrainStats(steps=step, seconds=seconds, final_loss=final, resumed_from=start, stopped=stopped)
+
+
+def _loop(model: nn.Module, opt: torch.optim.Optimizer, patches: TrainPatches, recipe: TrainRecipe, start: int,
+          progress: Callable[[int, float], None] | None, ckpt: Path | None,
+          should_stop: Callable[[], bool] | None) -> tuple[int, bool, deque[float], float]:
+    """Steps ``start`` .. ``recipe.steps`` (or until ``should_stop``); checkpoints from rank 0 only."""
     old_threads = torch.get_num_threads()
     torch.set_num_threads(recipe.threads)
     recent: deque[float] = deque(maxlen=100)
-    step, stopped = start, False
+    step, stopped, stepper = start, False, recipe.placement.stepper()
+    save = ckpt is not None and is_main()
     was_training = model.training
     model.train()
-    # channels_last runs WDSR-B's small 1x1/3x3 convs ~1.5x faster on CPU (oneDNN); neutral for
-    # FSRCNN/ESPCN. Parameters are converted in place, so the optimizer keeps its references.
-    model.to(memory_format=torch.channels_last)
     t0 = time.perf_counter()
     try:
         while step < recipe.steps:
-            value = _step(model, opt, patches, recipe, step)
+            value = _step(model, opt, stepper, patches, recipe, step)
             step += 1
             recent.append(value)
             if progress is not None:
                 progress(step, value)
-            if ckpt is not None and step % recipe.checkpoint_every == 0:
+            if save and step % recipe.checkpoint_every == 0:
                 _save_checkpoint(ckpt, model, opt, step, patches)
             if should_stop is not None and step < recipe.steps and should_stop():
                 stopped = True
                 break
-        if ckpt is not None and step > start:
+        if save and step > start:
             _save_checkpoint(ckpt, model, opt, step, patches)
     finally:
         torch.set_num_threads(old_threads)
-        model.to(memory_format=torch.contiguous_format)
         model.train(was_training)
-    seconds = time.perf_counter() - t0
-    final = sum(recent) / len(recent) if recent else math.nan
-    return TrainStats(steps=step, seconds=seconds, final_loss=final, resumed_from=start, stopped=stopped)
+    return step, stopped, recent, t0

@@ -85,8 +85,10 @@ def soft_prune(
     """
     n = alive.shape[1]
     logits = scores[:, :n]
-    u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
-    u = u.clamp(1e-6, 1 - 1e-6)
+    # drawn where the generator lives (a CPU generator drives a GPU run: same noise on any device)
+    where = generator.device if generator is not None else logits.device
+    u = torch.rand(logits.shape, generator=generator, device=where, dtype=logits.dtype)
+    u = u.to(logits.device).clamp(1e-6, 1 - 1e-6)
     # Two-class Gumbel-softmax == sigmoid of the logit difference plus logistic noise.
     soft = torch.sigmoid((logits + torch.log(u) - torch.log1p(-u)) / tau)
     keep = (soft > 0.5).to(soft.dtype) + (soft - soft.detach())  # exactly 0/1, soft gradient

@@ -27,6 +27,7 @@ from timm.layers import PatchEmbed
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from tasks.placement import CPU, Placement
 from tasks.vit.data import endless_batches
 from tasks.vit.errors import TokenPruneError
 from tasks.vit.evaluate import evaluate_top1
@@ -145,6 +146,7 @@ class TeacherRecipe:
     seed: int = 0
     time_budget_s: float | None = None  # stop early when over budget (cosine still on steps)
     log_every: int = 0  # print the running loss every this many steps (0: silent)
+    placement: Placement = CPU  # device and mixed precision (tasks.placement)
 
 
 @dataclass(frozen=True)
@@ -179,17 +181,20 @@ def train_teacher(model: torch.nn.Module, data: DemoData, recipe: TeacherRecipe 
                                               * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     batches = endless_batches(data.train, recipe.batch_size, gen)
     start, cpu_start, losses = time.perf_counter(), time.process_time(), []
-    model.train()
+    place, home = recipe.placement, next(model.parameters()).device
+    model.train().to(place.torch_device)
+    stepper = place.stepper()
     done = 0
     while done < steps:
         done += 1
         images, labels = next(batches)
-        loss = F.cross_entropy(model(_jitter(images, recipe, gen)), labels,
-                               label_smoothing=recipe.label_smoothing)
+        images = _jitter(images, recipe, gen).to(place.torch_device, non_blocking=True)
+        with place.autocast():
+            loss = F.cross_entropy(model(images).float(), labels.to(place.torch_device),
+                                   label_smoothing=recipe.label_smoothing)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        stepper.backward(loss)
+        stepper.clip_and_step(opt, model.parameters(), 1.0)
         sched.step()
         losses.append(loss.item())
         if recipe.log_every and done % recipe.log_every == 0:
@@ -197,6 +202,7 @@ def train_teacher(model: torch.nn.Module, data: DemoData, recipe: TeacherRecipe 
                   f"{time.perf_counter() - start:.0f} s", flush=True)
         if recipe.time_budget_s is not None and time.perf_counter() - start > recipe.time_budget_s:
             break
+    model.to(home)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     model.eval()
     return TeacherLog(done, seconds, cpu_seconds, float(np.mean(losses[-50:])), evaluate_top1(model, data.test))

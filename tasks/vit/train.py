@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tasks.placement import CPU, Placement
 from tasks.vit.data import Data, endless_batches
 from tasks.vit.errors import TokenPruneError
 from tasks.vit.patch import TokenPrunedViT
@@ -44,6 +45,7 @@ class SelectorRecipe:
     hard_steps: int = 0  # the last this many steps on the inference path (top-k), CE + KL only
     seed: int = 0
     time_budget_s: float | None = None
+    placement: Placement = CPU  # device and mixed precision (tasks.placement)
 
 
 @dataclass
@@ -119,10 +121,12 @@ def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
     gen = torch.Generator().manual_seed(recipe.seed)
     batches = endless_batches(data, recipe.batch_size, gen)
     log, history = SelectorLog(), []
-    teacher.eval()
-    student.train()
+    place, home = recipe.placement, next(student.parameters()).device
+    teacher.eval().to(place.torch_device)
+    student.train().to(place.torch_device)
     if not train_backbone:
         student.vit.eval()  # no dropout / drop-path in a frozen backbone
+    stepper = place.stepper()
     start = time.perf_counter()
     try:
         for q in frozen:
@@ -130,14 +134,15 @@ def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
         for step in range(recipe.steps):
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
-            images, labels = next(batches)
-            if step >= recipe.steps - recipe.hard_steps:
-                loss, terms = hard_loss(student, teacher, images, labels, recipe)
-            else:
-                loss, terms = selector_loss(student, teacher, images, labels, targets, recipe, gen)
+            images, labels = (t.to(place.torch_device, non_blocking=True) for t in next(batches))
+            with place.autocast():
+                if step >= recipe.steps - recipe.hard_steps:
+                    loss, terms = hard_loss(student, teacher, images, labels, recipe)
+                else:
+                    loss, terms = selector_loss(student, teacher, images, labels, targets, recipe, gen)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            stepper.backward(loss)
+            stepper.step(opt)
             log.losses.append(loss.item())
             history.append(terms)
             log.steps = step + 1
@@ -146,7 +151,8 @@ def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
     finally:
         for q in frozen:
             q.requires_grad_(True)
-        student.eval()
+        student.eval().to(home)
+        teacher.to(home)
     log.seconds = time.perf_counter() - start
     last = [h for h in history[-20:] if h.keys() == history[-1].keys()]
     log.parts = {k: sum(h[k] for h in last) / len(last) for k in last[0]} if last else {}

@@ -71,7 +71,7 @@ class Run:
 def prepare(ctx: RunContext) -> Run:
     """The run's options, task settings, operating points and their latency, checked."""
     opts = options_from(ctx.settings.strategy_options)
-    sr_settings = SRSettings.from_task(ctx.task, ctx.settings.seed, ctx.device.train_threads)
+    sr_settings = SRSettings.from_task(ctx.task, ctx.settings.seed, ctx.train)
     scale = sr_settings.space.scale
     pointset = PointSet.from_config(ctx.operating_points, ctx.device, opts["points"])
     estimator = point_estimator(pointset, ctx.device, ctx.latency, scale, sr.build_model)

@@ -8,6 +8,7 @@ from typing import Any
 
 from search.errors import UserError
 from search.sr.dnas.train import SupernetPlan
+from tasks.placement import CPU, Placement
 
 PLAN_KEYS = ("warmup_steps", "width_steps", "joint_steps", "batch_size", "patch_hr", "lr", "lr_final", "arch_lr",
              "arch_optimizer", "arch_from", "latency_lambda", "tau_start", "tau_end", "calibrate_steps",
@@ -35,9 +36,10 @@ def dnas_options(strategy_options: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-def make_plan(opts: dict[str, Any], timeout_s: float, threads: int) -> SupernetPlan:
+def make_plan(opts: dict[str, Any], timeout_s: float, threads: int, placement: Placement = CPU) -> SupernetPlan:
     try:
-        return SupernetPlan(**{k: opts[k] for k in PLAN_KEYS}, timeout_s=timeout_s, threads=threads)
+        return SupernetPlan(**{k: opts[k] for k in PLAN_KEYS}, timeout_s=timeout_s, threads=threads,
+                            placement=placement)
     except (TypeError, ValueError) as err:
         raise UserError(f"strategy=dnas: {err}") from None
 
@@ -63,7 +65,8 @@ class DnasOptions:
         return self.select == "validation" and self.search_channels
 
     @staticmethod
-    def parse(strategy_options: dict[str, Any], timeout_s: float, threads: int) -> DnasOptions:
+    def parse(strategy_options: dict[str, Any], timeout_s: float, threads: int,
+              placement: Placement = CPU) -> DnasOptions:
         """``timeout_s`` (search.timeout_s) is shared: the supernet phases get what the candidates'
         ``select_share`` leaves."""
         opts = dnas_options(strategy_options)
@@ -72,7 +75,7 @@ class DnasOptions:
         if not 0 <= share < 1:
             raise UserError(f"strategy.select_share={share:g}: give a fraction in [0, 1)")
         return DnasOptions(
-            plan=make_plan(opts, timeout_s * (1 - share), threads), search_channels=bool(opts["search_channels"]),
+            plan=make_plan(opts, timeout_s * (1 - share), threads, placement), search_channels=bool(opts["search_channels"]),
             derive=str(opts["derive"]), threshold=float(opts["threshold"]), tolerance=float(opts["tolerance"]),
             select=str(opts["select"]), select_steps=int(opts["select_steps"]), select_lr=float(opts["select_lr"]),
             select_share=share, final_init=str(opts["final_init"]),

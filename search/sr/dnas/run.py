@@ -60,7 +60,8 @@ class Searched:
 
 def run_dnas(ctx: RunContext) -> Result:
     started = time.monotonic()
-    options = DnasOptions.parse(ctx.settings.strategy_options, ctx.settings.timeout_s, ctx.device.train_threads)
+    options = DnasOptions.parse(ctx.settings.strategy_options, ctx.settings.timeout_s, ctx.train.threads,
+                                ctx.train.placement)
     job = SRJob.prepare(ctx)
     searched = _search(job, options)
     deadline = started + ctx.settings.timeout_s if options.selecting else None
@@ -107,7 +108,8 @@ def _choose(job: SRJob, options: DnasOptions, searched: Searched,
     cands = candidate_fits(net, check_ms, *fit_args)
     plan = options.plan
     recipe = sr.TrainRecipe(steps=options.select_steps, batch_size=plan.batch_size, patch_hr=plan.patch_hr,
-                            lr=options.select_lr, lr_final=1e-5, seed=job.ctx.settings.seed + 5, threads=plan.threads)
+                            lr=options.select_lr, lr_final=1e-5, seed=job.ctx.settings.seed + 5, threads=plan.threads,
+                            placement=plan.placement)
     say(f"dnas: choosing among {len(cands)} candidates (one per trunk width C) by validation PSNR after up to "
         f"{recipe.steps} fine-tuning steps each from the supernet's weights")
     scored = score_candidates(net, cands, searched.patches, val, recipe, deadline)
