@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,9 +16,11 @@ from tasks.vit.errors import TokenPruneError
 Data = tuple[torch.Tensor, torch.Tensor] | Dataset | Iterable[Any]
 
 
-def iter_batches(data: Data, batch_size: int, shuffle: bool = False,
-                 generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """One pass over ``data`` as (images, labels) batches (tensor pairs are sliced directly)."""
+def iter_batches(data: Data, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                 for_gpu: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One pass over ``data`` as (images, labels) batches (tensor pairs are sliced directly).
+    ``for_gpu``: a dataset is decoded by worker processes into pinned memory, so the copy to the
+    GPU overlaps the step (on the CPU, workers would only take cores from training)."""
     if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
         images, labels = data
         if images.shape[0] != labels.shape[0]:
@@ -29,18 +32,20 @@ def iter_batches(data: Data, batch_size: int, shuffle: bool = False,
             yield images[idx], labels[idx]
         return
     if isinstance(data, Dataset) and hasattr(data, "__len__"):
-        data = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator)
+        workers = min(4, len(os.sched_getaffinity(0)) - 1) if for_gpu else 0
+        data = DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                          num_workers=max(workers, 0), pin_memory=for_gpu)
     for batch in data:
         images, labels = batch[0], batch[1]
         yield images, torch.as_tensor(labels)
 
 
-def endless_batches(data: Data, batch_size: int,
-                    generator: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def endless_batches(data: Data, batch_size: int, generator: torch.Generator | None = None,
+                    for_gpu: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Shuffled epochs of ``data`` without end (for step-counted training)."""
     while True:
         empty = True
-        for batch in iter_batches(data, batch_size, shuffle=True, generator=generator):
+        for batch in iter_batches(data, batch_size, shuffle=True, generator=generator, for_gpu=for_gpu):
             empty = False
             yield batch
         if empty:

@@ -119,9 +119,9 @@ def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
     base_lrs = [g["lr"] for g in opt.param_groups]
     frozen = [q for q in student.vit.parameters() if q.requires_grad] if not train_backbone else []
     gen = torch.Generator().manual_seed(recipe.seed)
-    batches = endless_batches(data, recipe.batch_size, gen)
-    log, history = SelectorLog(), []
     place, home = recipe.placement, next(student.parameters()).device
+    batches = endless_batches(data, recipe.batch_size, gen, for_gpu=place.is_cuda)
+    log, history = SelectorLog(), []
     teacher.eval().to(place.torch_device)
     student.train().to(place.torch_device)
     if not train_backbone:

@@ -13,7 +13,6 @@ default, see :mod:`search.sr.dnas.arch_optim`) step on the same batch.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from torch.nn import functional as F
 
 from search.console import say
 from search.sr.dnas.arch_optim import SharedScaleAdam
+from search.sr.dnas.checkpoint import PHASES, SupernetState, load_checkpoint, save_checkpoint
 from search.study.progress import fmt_s
 from tasks.distributed import agree_min, is_main
 from tasks.placement import CPU, Placement, Stepper
@@ -33,9 +33,6 @@ from tasks.sr.evaluate import evaluate
 from tasks.sr.supernet import BlockLatencyFn, FixedLatencyFn, SRSupernet
 from tasks.sr.train import placed
 
-CHECKPOINT_FORMAT = "hwnas.search.dnas_supernet"
-CHECKPOINT_VERSION = 1
-PHASES = ("warmup", "width", "joint")
 ARCH_OPTIMIZERS = ("shared", "adam")  # search.sr.dnas.arch_optim.SharedScaleAdam, or torch's Adam
 
 
@@ -88,31 +85,6 @@ class SupernetPlan:
         return self.warmup_steps + self.width_steps + self.joint_steps
 
 
-@dataclass
-class SupernetState:
-    """What a checkpoint holds besides tensors: the (possibly shrunk) phase lengths, progress,
-    and the trajectory."""
-
-    phases: list[int]
-    step: int = 0
-    elapsed_s: float = 0.0
-    trajectory: list[dict[str, Any]] = field(default_factory=list)
-    calibrated: bool = False
-
-    def phase_at(self, step: int) -> str:
-        """Phase of the 0-based ``step``."""
-        edge = 0
-        for name, n in zip(PHASES, self.phases):
-            edge += n
-            if step < edge:
-                return name
-        return PHASES[-1]
-
-    @property
-    def total(self) -> int:
-        return sum(self.phases)
-
-
 @dataclass(frozen=True)
 class LatencyTerm:
     """The differentiable latency model and the loss constants (ms)."""
@@ -129,34 +101,6 @@ class LatencyTerm:
         if span <= 0:
             return latency_ms * 0.0
         return F.relu((latency_ms - self.target_ms) / span)
-
-
-def save_checkpoint(path: Path, net: SRSupernet, opts: dict[str, torch.optim.Optimizer], patches: TrainPatches,
-                    state: SupernetState) -> None:
-    doc = {
-        "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-        "net": net.state_dict(), "optimizers": {k: o.state_dict() for k, o in opts.items()},
-        "patches": patches.state_dict(), "generator": net.generator.get_state(),
-        "phases": list(state.phases), "step": state.step, "elapsed_s": state.elapsed_s,
-        "trajectory": state.trajectory, "calibrated": state.calibrated,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(doc, tmp)
-    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
-
-
-def load_checkpoint(path: Path, net: SRSupernet, opts: dict[str, torch.optim.Optimizer],
-                    patches: TrainPatches) -> SupernetState:
-    doc = torch.load(path, weights_only=True, map_location="cpu")
-    if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a dnas supernet checkpoint; delete it to start afresh")
-    net.load_state_dict(doc["net"])
-    for k, o in opts.items():
-        o.load_state_dict(doc["optimizers"][k])
-    patches.load_state_dict(doc["patches"])
-    net.generator.set_state(doc["generator"])
-    return SupernetState(phases=list(doc["phases"]), step=int(doc["step"]), elapsed_s=float(doc["elapsed_s"]),
-                         trajectory=list(doc["trajectory"]), calibrated=bool(doc["calibrated"]))
 
 
 def _arch_optimizer(plan: SupernetPlan, net: SRSupernet) -> torch.optim.Optimizer:
