@@ -33,6 +33,7 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow  # two 150-step trainings, one in emulated bf16 (~30 s)
 def test_a_short_bf16_run_scores_within_a_tenth_of_a_db_of_float32():
     set5 = sr.load_eval_set(sr.DEFAULT_EVAL_ROOTS["set5"], 2)
     scores = {}
