@@ -30,6 +30,7 @@ def trial_summary(study: optuna.Study, quality_key: str = "val_psnr") -> dict[st
         "n_feasible": sum(is_feasible(t) for t in done),
         "n_failed": sum(t.state == TrialState.FAIL for t in trials),
         "n_pruned": sum(t.state == TrialState.PRUNED for t in trials),
+        "n_stopped_at_rung": sum(t.state == TrialState.PRUNED and bool(t.user_attrs.get("trained")) for t in trials),
         "trials": [
             {
                 "number": t.number,
@@ -37,6 +38,7 @@ def trial_summary(study: optuna.Study, quality_key: str = "val_psnr") -> dict[st
                 "latency_ms": t.user_attrs.get("latency_ms"),
                 quality_key: t.user_attrs.get(quality_key),
                 "trained": t.user_attrs.get("trained"),
+                "proxy_steps": t.user_attrs.get("proxy_steps"),  # below the proxy's: stopped at that rung
                 "feasible": is_feasible(t),
                 "arch": t.user_attrs.get("arch"),
                 "failure": t.user_attrs.get("failure"),  # why a FAIL trial failed (NaN, killed worker, Ctrl-C)
@@ -65,6 +67,9 @@ def write_pareto(study: optuna.Study, budget_ms: float, baselines: dict[str, Any
                if t.user_attrs.get("trained")]
     skipped = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
                if not t.user_attrs.get("trained")]
+    stopped = [(t.user_attrs["latency_ms"], t.user_attrs[quality_key])
+               for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+               if t.user_attrs.get("trained") and t.user_attrs.get(quality_key) is not None]
     feasible = [(t.user_attrs["latency_ms"], t.user_attrs[quality_key]) for t in trained if is_feasible(t)]
     near = [(t.user_attrs["latency_ms"], t.user_attrs[quality_key]) for t in trained if not is_feasible(t)]
     if feasible:
@@ -73,6 +78,8 @@ def write_pareto(study: optuna.Study, budget_ms: float, baselines: dict[str, Any
         ax.plot(*zip(*front), c="tab:blue", lw=1, alpha=0.6, label="Pareto front")
     if near:
         ax.scatter(*zip(*near), s=22, c="tab:orange", label="trial just over budget")
+    if stopped:
+        ax.scatter(*zip(*stopped), s=10, c="0.55", alpha=0.7, label="stopped at a rung (fewer proxy steps)")
     floor = min((q for _, q in feasible + near), default=0.0)
     if skipped:
         ax.scatter([t.user_attrs["latency_ms"] for t in skipped], [floor] * len(skipped), marker="x",

@@ -10,6 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from search.errors import UserError
+from search.study.fidelity import NO_RUNGS, Fidelity
 from search.train_settings import TrainSettings
 
 STRATEGIES = ("tpe", "nsga2", "random", "allinone", "dnas")
@@ -106,6 +107,7 @@ class SearchSettings:
     max_retry: int            # how often one trial's parameters are re-queued at most
     run_final: bool           # False: search only (cluster workers); one final command trains
     budget_given: bool        # False: budget_ms came from the device (a task may derive its own)
+    fidelity: Fidelity = NO_RUNGS  # rungs of proxy steps and the pruner (search/study/fidelity.py)
 
     @staticmethod
     def from_cfg(cfg: DictConfig, device: DeviceProfile, run_dir: Path) -> SearchSettings:
@@ -136,7 +138,19 @@ class SearchSettings:
             max_retry=_int(cfg.search.max_retry, "search.max_retry"),
             run_final=bool(cfg.search.run_final),
             budget_given=budget is not None,
+            fidelity=_fidelity(cfg, name),
         )
+
+
+def _fidelity(cfg: DictConfig, strategy: str) -> Fidelity:
+    f = cfg.search.fidelity
+    fidelity = Fidelity(str(f.pruner), _int(f.min_steps, "search.fidelity.min_steps", minimum=1),
+                        _int(f.reduction_factor, "search.fidelity.reduction_factor", minimum=2))
+    if fidelity.staged and (cfg.task.name != "sr" or strategy not in ("tpe", "random")):
+        raise UserError(f"search.fidelity.pruner={fidelity.pruner} stops SR proxy trainings of one-objective "
+                        f"studies (task=sr, strategy=tpe or random), not task={cfg.task.name} strategy={strategy}; "
+                        "use search.fidelity.pruner=none")
+    return fidelity
 
 
 def strategy_section(cfg: DictConfig) -> dict[str, Any]:

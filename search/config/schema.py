@@ -15,6 +15,13 @@ from omegaconf import MISSING
 
 
 @dataclass
+class FidelityConf:
+    pruner: str = MISSING
+    min_steps: int = MISSING
+    reduction_factor: int = MISSING
+
+
+@dataclass
 class SearchConf:
     n_trials: int = MISSING
     timeout_s: float = MISSING
@@ -26,6 +33,7 @@ class SearchConf:
     grace_s: int = MISSING
     max_retry: int = MISSING
     worker: int = MISSING
+    fidelity: FidelityConf = field(default_factory=FidelityConf)
 
 
 @dataclass

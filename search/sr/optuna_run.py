@@ -19,6 +19,7 @@ from search.sr.finish import Found, SRJob, finish_sr
 from search.sr.startup import feasible_design
 from search.sr.task import SRSettings, describe_trial, objective
 from search.study.engine import claim_final, open_study, run_study
+from search.study.fidelity import Fidelity
 from search.study.progress import best_feasible
 from search.study.storage import redact
 from search.study.worker import search_only_result
@@ -32,11 +33,12 @@ def run_sr(ctx: RunContext) -> Result:
         f"(smallest architecture {job.floor_ms:.2f} ms); latency: {job.estimator.source}")
     say(f"search: {settings.strategy}, {settings.n_trials} trials, study {settings.study_name} "
         f"in {redact(settings.storage)}")
-    study = open_study(settings, trial_meaning(job.sr, job.estimator))
+    study = open_study(settings, trial_meaning(job.sr, job.estimator, settings.fidelity), max_steps=job.sr.proxy.steps)
     if not study.get_trials(deepcopy=False):
         _enqueue_start(study, job)
     run_study(study, objective(job.sr, job.estimator, settings.budget_ms, settings.near_budget,
-                               job.data.proxy_patches, job.data.val, two_objectives=settings.strategy == "nsga2"),
+                               job.data.proxy_patches, job.data.val, two_objectives=settings.strategy == "nsga2",
+                               fidelity=settings.fidelity),
               settings, describe_trial, catch=(sr.DivergedError,))
     if not settings.run_final:  # a cluster worker: search only; the command without it trains the winner
         return search_only_result(study, ctx, "val_psnr")
@@ -88,11 +90,12 @@ def winner(study: Any, space: Any, budget_ms: float) -> tuple[Any, Any]:
     return best, arch
 
 
-def trial_meaning(sr_settings: SRSettings, estimator: Any) -> dict[str, Any]:
+def trial_meaning(sr_settings: SRSettings, estimator: Any, fidelity: Fidelity) -> dict[str, Any]:
     """What changes the meaning of a trial's PSNR and latency: a study only holds one of these."""
     # where a trial trains does not change what its PSNR means (bf16 lands within 0.1 dB of fp32):
     # GPU and CPU workers share one study
     proxy = {k: v for k, v in dataclasses.asdict(sr_settings.proxy).items()
              if k not in ("threads", "checkpoint_every", "placement")}
     return {"space": dataclasses.asdict(sr_settings.space), "train_root": str(sr_settings.train_root),
-            "val_images": sr_settings.val_images, "proxy": proxy, "latency": estimator.source}
+            "val_images": sr_settings.val_images, "proxy": proxy, "latency": estimator.source,
+            **({"fidelity": dataclasses.asdict(fidelity)} if fidelity.staged else {})}

@@ -15,6 +15,7 @@ import tasks.sr as sr
 from search.console import step_progress
 from search.errors import UserError
 from search.latency import LatencyEstimator
+from search.study.fidelity import NO_RUNGS, Fidelity, Reporter
 from search.study.objective import ConstrainedObjective
 from search.train_settings import TrainSettings
 from spaces import ArchError, BicubicArch, ESPCNArch, FSRCNNArch, SRSpace, WDSRBArch
@@ -127,14 +128,27 @@ def check_budget(space: SRSpace, estimator: LatencyEstimator, budget_ms: float) 
 
 
 def objective(settings: SRSettings, estimator: LatencyEstimator, budget_ms: float, near_budget: float,
-              patches: Any, val: list[Any], two_objectives: bool) -> ConstrainedObjective:
+              patches: Any, val: list[Any], two_objectives: bool, fidelity: Fidelity = NO_RUNGS) -> ConstrainedObjective:
     """One trial: sample, estimate latency, record the constraint, proxy-train only candidates
-    within ``near_budget`` of the budget, score PSNR-Y on the held-out validation images."""
+    within ``near_budget`` of the budget, score PSNR-Y on the held-out validation images, at each
+    of ``fidelity``'s rungs (the pruner may stop it there) and at the end."""
+    rungs = fidelity.rungs(settings.proxy.steps)
 
-    def score(arch: WDSRBArch) -> float:
+    def score(arch: WDSRBArch, report: Reporter) -> float:
         model = sr.build_model(arch)
-        train_model(model, patches, settings.proxy)  # DivergedError: run_study fails this trial only
-        return evaluate(model, val, arch.scale)["psnr"]
+        stop, scores = [False], {}
+
+        def at_step(step: int, loss: float) -> None:
+            if step in rungs[:-1]:
+                scores[step] = evaluate(model, val, arch.scale)["psnr"]
+                stop[0] = report(step, scores[step])
+
+        # DivergedError: run_study fails this trial only
+        stats = train_model(model, patches, settings.proxy, progress=at_step, should_stop=lambda: stop[0])
+        psnr = scores[stats.steps] if stop[0] else evaluate(model, val, arch.scale)["psnr"]
+        if not stop[0]:
+            report.final(stats.steps, psnr)
+        return psnr
 
     return ConstrainedObjective(
         sample=settings.space.sample, latency_ms=estimator.latency_ms, score=score, budget_ms=budget_ms,
@@ -149,7 +163,8 @@ def describe_trial(trial: optuna.trial.FrozenTrial) -> str:
     shape = f"{len(arch.get('blocks', []))}x C{arch.get('channels') or '?'}"
     if not trial.user_attrs.get("trained"):
         return f"#{trial.number} {shape} {lat:.1f} ms (over budget, not trained)" if lat else f"#{trial.number}"
-    return f"#{trial.number} {shape} {lat:.1f} ms {trial.user_attrs['val_psnr']:.2f} dB"
+    stopped = f" (stopped at step {trial.user_attrs['proxy_steps']})" if trial.state.name == "PRUNED" else ""
+    return f"#{trial.number} {shape} {lat:.1f} ms {trial.user_attrs['val_psnr']:.2f} dB{stopped}"
 
 
 def train_and_evaluate(arch: Any, recipe: sr.TrainRecipe, patches: Any, evals: dict[str, list[Any]],

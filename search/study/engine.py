@@ -43,9 +43,11 @@ def heartbeat_policy(settings: SearchSettings) -> HeartbeatPolicy:
     return HeartbeatPolicy(settings.heartbeat_s, settings.grace_s, settings.max_retry)
 
 
-def open_study(settings: SearchSettings, meaning: dict[str, Any] | None = None) -> optuna.Study:
+def open_study(settings: SearchSettings, meaning: dict[str, Any] | None = None,
+               max_steps: int | None = None) -> optuna.Study:
     """Create the study, or load it when the same command runs again (resume) or another worker
-    created it first. ``meaning``: see :func:`check_meaning`."""
+    created it first. ``meaning``: see :func:`check_meaning`. ``max_steps``: the proxy's steps, the
+    last rung of ``settings.fidelity``'s pruner (none without it)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(settings.storage, heartbeat_policy(settings))
     try:
@@ -54,6 +56,7 @@ def open_study(settings: SearchSettings, meaning: dict[str, Any] | None = None) 
             storage=storage,
             sampler=make_sampler(settings),
             directions=directions(settings),
+            pruner=settings.fidelity.make_pruner(max_steps) if max_steps else None,
             load_if_exists=True,
         )
     except ValueError as err:

@@ -4,7 +4,10 @@ the constraint, train and score only candidates near the budget.
 A candidate too slow to be worth training ends PRUNED, with its latency and constraint but no
 quality: nothing in the study (or in optuna-dashboard's plots) shows a score it never earned.
 Constraint-aware samplers read a pruned trial's constraint as they read a complete one's (TPE
-ranks infeasible trials by their violation alone, whatever their state)."""
+ranks infeasible trials by their violation alone, whatever their state).
+
+With a multi-fidelity pruner (:mod:`search.study.fidelity`) a trained candidate that trails the
+others at a rung also ends PRUNED, with ``trained`` true, its score at that rung and ``proxy_steps``."""
 
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+
+from search.study.fidelity import Reporter
 
 LATENCY_CONSTRAINT = "latency_over_budget_ms"  # also a user attr, for people reading the study
 # The list-valued system attr that Optuna's ``constraints_func`` writes. Optuna 5's samplers read
@@ -26,14 +31,15 @@ UNTRAINED_ATTR = "untrained"  # why a PRUNED trial was never trained
 
 @dataclass
 class ConstrainedObjective:
-    """``sample(trial) -> arch``; ``latency_ms(arch)``; ``score(arch) -> quality`` (higher is
-    better), run only when the latency is within ``near_budget`` x the budget. ``attrs(arch)``:
+    """``sample(trial) -> arch``; ``latency_ms(arch)``; ``score(arch, report) -> quality`` (higher is
+    better), run only when the latency is within ``near_budget`` x the budget; ``report(step, score)``
+    returns whether to stop at that rung (see :class:`~search.study.fidelity.Reporter`). ``attrs(arch)``:
     further user attributes recorded before training. With ``two_objectives`` (NSGA-II) the trial
     returns ``(quality, latency)``."""
 
     sample: Callable[[optuna.Trial], Any]
     latency_ms: Callable[[Any], float]
-    score: Callable[[Any], float]
+    score: Callable[[Any, Reporter], float]
     budget_ms: float
     near_budget: float
     quality_key: str
@@ -58,8 +64,13 @@ class ConstrainedObjective:
             trial.set_user_attr(UNTRAINED_ATTR, why)
             raise optuna.TrialPruned(why)
         started = time.monotonic()
-        quality = float(self.score(arch))
+        report = Reporter(trial, can_prune=not self.two_objectives)
+        quality = float(self.score(arch, report))
         trial.set_user_attr("proxy_s", time.monotonic() - started)
         trial.set_user_attr(self.quality_key, quality)
+        trial.set_user_attr("proxy_steps", report.stopped_at or report.last_step or None)
+        if report.stopped_at is not None:
+            raise optuna.TrialPruned(f"stopped after {report.stopped_at} proxy steps: {quality:.3f} trails the "
+                                     "trials at that rung")
         return (quality, latency_ms) if self.two_objectives else quality
 

@@ -223,7 +223,7 @@ def vit_objective(space: TokenPruneSpace, teacher: torch.nn.Module, data: ViTDat
     """One trial: keep rates -> latency -> constraint -> short selector training (candidates
     within ``near_budget``) -> top-1 on the validation split."""
 
-    def score(arch: Any) -> float:
+    def score(arch: Any, report: Any) -> float:  # one fidelity: the selectors train in seconds
         student = pruned(teacher, arch)
         vit.train_selectors(student, teacher, data.train, recipe)
         return 100.0 * vit.evaluate_top1(student, data.val)
