@@ -157,6 +157,7 @@ def write_sr_report(result: Result, path: Path) -> None:
         "",
         *rows,
         "",
+        *_published_rows(result.extras["baselines"], sets),
         _search_summary(result),
         "",
         *_export_rows({**(best.get("export") or {}),
@@ -181,6 +182,20 @@ def _export_rows(files: dict[str, Any]) -> list[str]:
         rows.append(f"| `{name}` | {f['precision']} | {f['bytes'] / 1e3:.0f} | " + " | ".join(cells)
                     + f" | {f['latency_ms_here']:.2f} | {f['latency_runtime']} |")
     return rows + [""]
+
+
+def _published_rows(baselines: dict[str, Any], sets: list[str]) -> list[str]:
+    """The baselines' published PSNR-Y beside the one trained here, each with its recipe or source."""
+    rows = [f"| {name} | {s} | {b['eval'][s]['psnr']:.2f} | "
+            + (f"{b['published']['psnr'][s]:.2f} | {b['published']['source']}"
+               if (b.get("published") or {}).get("psnr", {}).get(s) is not None else "n/a | not reported by its paper")
+            + " |" for name, b in baselines.items() if "eval" in b for s in sets]
+    if not rows:
+        return []
+    recipe = next((b["recipe"] for b in baselines.values() if b.get("recipe")), "trained here")
+    return ["## Baselines: trained here vs published", "",
+            f"Trained here: {recipe}. Published: the figure its paper reports, from that paper's training.", "",
+            "| baseline | set | PSNR-Y here | published | source |", "| --- | --- | --- | --- | --- |", *rows, ""]
 
 
 def _search_summary(result: Result) -> str:

@@ -20,6 +20,7 @@ from search.sr.ship import calibration_sampler, export_all
 from search.sr.task import SRData, SRSettings, baseline_archs, check_budget, load_data, train_and_evaluate
 from spaces import save_arch
 from tasks.sr.evaluate import evaluate
+from tasks.sr.published import published as sr_published
 
 PlotFn = Callable[[dict[str, Any], dict[str, Any], Path], None]
 
@@ -96,6 +97,8 @@ def train_baselines(job: SRJob) -> dict[str, Any]:
         scores["val_psnr"] = evaluate(base_model, data.val, scale)["psnr"]
         scores["arch"] = base_arch.to_dict()
         scores["latency_ms"] = _baseline_latency(job.estimator, base_arch)
+        scores["recipe"] = f"task.final ({job.sr.final.steps} steps, {job.sr.train_root.name})"
+        scores["published"] = sr_published(base_arch.family, scale)
         if job.ctx.export.baselines and sr.num_params(base_model) > 0:  # bicubic: no weights to ship
             scores["export"] = _ship_baseline(job, name, base_model, base_arch, scores["eval"])
         baselines[name] = scores
