@@ -49,7 +49,7 @@ class DeviceConf:
 
 @dataclass
 class ShortData:
-    train_root: str | None = MISSING
+    train_root: Any = MISSING  # as task.data.train_root
     eval_roots: Any = MISSING  # null or {name: folder}; Optional[Dict] cannot take a dict over null (OmegaConf)
     root: str | None = MISSING
 
@@ -106,7 +106,7 @@ class SRSpaceConf:
 
 @dataclass
 class SRDataConf:
-    train_root: str | None = MISSING
+    train_root: Any = MISSING  # null, a folder, or a list of folders / shipped set names (T91, BSDS200)
     eval_roots: Any = MISSING  # null or {name: folder}; Optional[Dict] cannot take a dict over null (OmegaConf)
     val_images: int = MISSING
 

@@ -93,11 +93,12 @@ def train_baselines(job: SRJob) -> dict[str, Any]:
     baselines: dict[str, Any] = {}
     data, scale = job.data, job.sr.space.scale
     for name, base_arch in baseline_archs(job.sr.baselines, scale).items():
-        base_model, scores = train_and_evaluate(base_arch, job.sr.final, data.final_patches, data.evals, name)
+        base_model, scores = train_and_evaluate(base_arch, job.sr.final, data.final_patches, data.evals, name,
+                                                checkpoint=job.ctx.run_dir / f"baseline_{name}_checkpoint.pt")
         scores["val_psnr"] = evaluate(base_model, data.val, scale)["psnr"]
         scores["arch"] = base_arch.to_dict()
         scores["latency_ms"] = _baseline_latency(job.estimator, base_arch)
-        scores["recipe"] = f"task.final ({job.sr.final.steps} steps, {job.sr.train_root.name})"
+        scores["recipe"] = f"task.final ({job.sr.final.steps} steps, {' + '.join(p.name for p in job.sr.train_root)})"
         scores["published"] = sr_published(base_arch.family, scale)
         if job.ctx.export.baselines and sr.num_params(base_model) > 0:  # bicubic: no weights to ship
             scores["export"] = _ship_baseline(job, name, base_model, base_arch, scores["eval"])

@@ -96,6 +96,6 @@ def trial_meaning(sr_settings: SRSettings, estimator: Any, fidelity: Fidelity) -
     # GPU and CPU workers share one study
     proxy = {k: v for k, v in dataclasses.asdict(sr_settings.proxy).items()
              if k not in ("threads", "checkpoint_every", "placement")}
-    return {"space": dataclasses.asdict(sr_settings.space), "train_root": str(sr_settings.train_root),
+    return {"space": dataclasses.asdict(sr_settings.space), "train_root": ", ".join(map(str, sr_settings.train_root)),
             "val_images": sr_settings.val_images, "proxy": proxy, "latency": estimator.source,
             **({"fidelity": dataclasses.asdict(fidelity)} if fidelity.staged else {})}

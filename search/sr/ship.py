@@ -24,7 +24,7 @@ HELD_OUT_PATCHES = 128  # training patches on which INT8 calibration candidates 
 HELD_OUT_SAMPLE = 10_000  # the held-out patches' sample index: no candidate draws it
 
 
-def calibration_sampler(train_root: Path, scale: int, seed: int) -> Callable[[int, int], torch.Tensor]:
+def calibration_sampler(train_root: Path | tuple[Path, ...], scale: int, seed: int) -> Callable[[int, int], torch.Tensor]:
     """``lr(n, k)``: ``n`` LR patches of the training images (not the evaluation sets), sample ``k``."""
     def lr(n: int, k: int) -> torch.Tensor:
         return sr.data.TrainPatches(train_root, scale, patch_hr=CALIBRATION_PATCH_HR, seed=seed + k).batch(n)[0]

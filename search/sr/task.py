@@ -25,10 +25,20 @@ from tasks.sr.train import train as train_model
 BASELINES = {"bicubic": BicubicArch, "fsrcnn": FSRCNNArch, "espcn": ESPCNArch}
 
 
+def train_roots(value: Any) -> tuple[Path, ...]:
+    """``task.data.train_root``: null (the shipped T91), a folder, or a list of folders; a shipped
+    set's name (``T91``, ``BSDS200``) stands for the copy in the package."""
+    items = [sr.data.DEFAULT_TRAIN_ROOT] if value is None else value if isinstance(value, list | tuple) else [value]
+    if not items or not all(isinstance(v, str | Path) for v in items):
+        raise UserError(f"task.data.train_root={value!r}: give a folder or a list of folders, e.g. "
+                        "'task.data.train_root=[T91,BSDS200]'")
+    return tuple(sr.data.SHIPPED_TRAIN_SETS.get(str(v), Path(v)) for v in items)
+
+
 @dataclass(frozen=True)
 class SRSettings:
     space: SRSpace
-    train_root: Path
+    train_root: tuple[Path, ...]   # one folder, or several pooled (T91 + BSDS200)
     eval_roots: dict[str, Path]
     val_images: int
     proxy: sr.TrainRecipe
@@ -73,7 +83,7 @@ class SRSettings:
 
         return SRSettings(
             space=space,
-            train_root=Path(data["train_root"] or sr.data.DEFAULT_TRAIN_ROOT),
+            train_root=train_roots(data["train_root"]),
             eval_roots={str(k).lower(): Path(v) for k, v in eval_roots.items()},
             val_images=_val_images(data["val_images"]),
             proxy=recipe("proxy", 1),

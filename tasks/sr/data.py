@@ -16,6 +16,7 @@ scored on its own gray values (see :mod:`tasks.sr.metrics`).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from tasks.sr.resize import imresize
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 DEFAULT_TRAIN_ROOT = ASSETS / "T91"
+SHIPPED_TRAIN_SETS = {"T91": ASSETS / "T91", "BSDS200": ASSETS / "BSDS200"}  # T91 + BSDS200: the "291" set
 DEFAULT_EVAL_ROOTS: dict[str, Path] = {"set5": ASSETS / "Set5", "set14": ASSETS / "Set14"}
 SSIM_WINDOW = 11  # tasks.sr.metrics.ssim_y's Gaussian window
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".ppm")
@@ -195,24 +197,27 @@ class TrainPatches:
     :meth:`val_set` returns them as evaluation images.
     """
 
-    def __init__(self, root: str | Path = DEFAULT_TRAIN_ROOT, scale: int = 2, patch_hr: int = 96,
-                 seed: int = 0, val_images: int = 0) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path | Sequence[str | Path] = DEFAULT_TRAIN_ROOT, scale: int = 2,
+                 patch_hr: int = 96, seed: int = 0, val_images: int = 0) -> None:
+        roots = [Path(root)] if isinstance(root, str | Path) else [Path(r) for r in root]
         self.scale = scale
         self.patch_hr = (patch_hr // scale) * scale  # e.g. 64 at x3 -> 63
         self.patch_lr = self.patch_hr // scale
         if self.patch_lr < 1:
             raise ValueError(f"patch_hr={patch_hr} is smaller than the scale x{scale}")
-        pairs = load_pairs(self.root, scale, "training")
+        # several folders (e.g. T91 and BSDS200): one pool, names prefixed by their folder
+        pairs = [(f"{r.name}/{name}" if len(roots) > 1 else name, lr, hr)
+                 for r in roots for name, lr, hr in load_pairs(r, scale, "training")]
         if not 0 <= val_images < len(pairs):
-            raise DataError(f"val_images={val_images} leaves no training image out of {len(pairs)} in {self.root}")
+            raise DataError(f"val_images={val_images} leaves no training image out of {len(pairs)} in "
+                            + ", ".join(map(str, roots)))
         held = set(np.linspace(0, len(pairs) - 1, val_images).round().astype(int).tolist()) if val_images else set()
         self._val = [pairs[i] for i in sorted(held)]
         train = [(name, to_rgb(lr).contiguous(), to_rgb(hr).contiguous())
                  for i, (name, lr, hr) in enumerate(pairs) if i not in held]
         self._images = [p for p in train if min(p[1].shape[-2:]) >= self.patch_lr]
         if not self._images:
-            raise DataError(f"no training image in {self.root} is at least {self.patch_hr} px on each side; "
+            raise DataError(f"no training image in {', '.join(map(str, roots))} is at least {self.patch_hr} px on each side; "
                             "use a smaller patch_hr or larger images")
         self.names = [name for name, _, _ in self._images]
         self._gen = torch.Generator().manual_seed(seed)

@@ -17,6 +17,7 @@ from search.errors import UserError
 from search.runners import RUNNERS, runner_for
 from search.settings import DeviceProfile, SearchSettings, task_section
 from search.train_settings import TrainSettings
+from tasks.sr import data as sr_data
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUPS = {g.name: sorted(p.stem for p in g.glob("*.yaml")) for g in CONF_DIR.iterdir() if g.is_dir()}
@@ -150,3 +151,14 @@ def test_no_config_default_written_again_in_code():
                                                             and node.args[1].value is None)):
                 found.append(f"{path.relative_to(ROOT)}:{node.lineno} .get({node.args[0].value!r}, ...)")
     assert not found
+
+
+def test_train_root_names_the_shipped_sets_or_folders():
+    from search.sr.task import train_roots
+
+    assert train_roots(None) == (sr_data.DEFAULT_TRAIN_ROOT,)
+    assert train_roots(["T91", "BSDS200"]) == tuple(sr_data.SHIPPED_TRAIN_SETS.values())
+    assert train_roots("/data/div2k") == (Path("/data/div2k"),)
+    with pytest.raises(UserError, match="task.data.train_root"):
+        train_roots([])
+    assert len(list((sr_data.ASSETS / "BSDS200").glob("*.png"))) == 200

@@ -97,3 +97,12 @@ def test_patch_size_rounds_to_the_scale_and_val_images_are_held_out():
     assert all(v.hr.shape[-1] == 3 * v.lr.shape[-1] for v in val)
     with pytest.raises(DataError, match="at least 4000 px"):
         TrainPatches(sr.DEFAULT_TRAIN_ROOT, scale=2, patch_hr=4000)
+
+
+def test_several_training_folders_pool_into_one_set():
+    t91, set5 = sr.data.SHIPPED_TRAIN_SETS["T91"], sr.DEFAULT_EVAL_ROOTS["set5"]
+    pooled = sr.TrainPatches([t91, set5], 2, 48, seed=0, val_images=2)
+    assert len(pooled) == 91 + 5 - 2 and "Set5/baby" in pooled.names + [v.name for v in pooled.val_set()]
+    lr, hr = pooled.batch(4)
+    assert lr.shape == (4, 3, 24, 24) and hr.shape == (4, 3, 48, 48)
+
