@@ -47,6 +47,14 @@ def task_config() -> dict:
     return OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "task" / "sr.yaml"))
 
 
+def cpu_training():
+    """Where the benchmark's own re-trainings run: this CPU, 2 threads, float32."""
+    from search.train_settings import TrainSettings
+    from tasks.placement import CPU
+
+    return TrainSettings(CPU, threads=2, requested="cpu", worker=0)
+
+
 def run_dir_of(out: str, strategy: str, budget_ms: float) -> Path:
     return Path(out) / f"{strategy}-{budget_ms:g}ms"
 
@@ -63,7 +71,7 @@ def inherited_weights(run_dir: Path, result: dict) -> dict | None:
     from spaces import arch_from_dict
     from tasks.sr.supernet import SRSupernet
 
-    space = SRSettings.from_task(task_config(), 0, threads=2).space
+    space = SRSettings.from_task(task_config(), 0, cpu_training()).space
     arch = arch_from_dict(result["best"]["arch"])
     net = SRSupernet(space, search_channels=bool(sup.get("search_channels", True)))
     doc = torch.load(run_dir / "supernet_checkpoint.pt", weights_only=True, map_location="cpu")
@@ -85,7 +93,7 @@ def retrain_set5(arch: dict, seed: int, final_steps: int, cache: Path, init: dic
 
     task = task_config()
     task["final"]["steps"] = final_steps
-    settings = SRSettings.from_task(task, seed, threads=2)
+    settings = SRSettings.from_task(task, seed, cpu_training())
     data = load_data(settings, seed)
     patches, evals = data.final_patches, data.evals
     _, scores = train_and_evaluate(arch_from_dict(arch), settings.final, patches, {"set5": evals["set5"]},
@@ -127,7 +135,7 @@ def row(strategy: str, budget_ms: float, result: dict) -> dict:
     }
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--budgets", type=float, nargs="+", default=[16.0, 33.3, 66.0])
     ap.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
@@ -137,27 +145,25 @@ def main() -> int:
     ap.add_argument("--final-seeds", type=int, default=1, help="final trainings per winner (mean Set5 compared)")
     ap.add_argument("--out", default="runs/bench-strategies")
     ap.add_argument("--rerun", action="store_true", help="run again even where a result.json exists")
-    args = ap.parse_args()
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    rows = []
-    for budget in args.budgets:
-        for strategy in args.strategies:
-            print(f"running {strategy} at {budget:g} ms ...", flush=True)
-            result = run_one(strategy, budget, args)
-            rows.append(row(strategy, budget, result))
-            if "error" not in rows[-1]:
-                run_dir, cache = run_dir_of(args.out, strategy, budget), Path(args.out) / "retrain.json"
-                init = inherited_weights(run_dir, result)
-                runs = [rows[-1]["set5"]] + [
-                    retrain_set5(result["best"]["arch"], args.seed + 1000 * k, args.final_steps, cache, init,
-                                 f"supernet:{run_dir.resolve()}") for k in range(1, args.final_seeds)]
-                rows[-1]["set5_runs"] = runs
-                rows[-1]["set5_mean"] = statistics.mean(runs)
-                if init is not None:  # the same net without the supernet's weights, for comparison
-                    rows[-1]["set5_scratch"] = statistics.mean(
-                        retrain_set5(result["best"]["arch"], args.seed + 1000 * k, args.final_steps, cache)
-                        for k in range(args.final_seeds))
-            print(f"  {rows[-1]}", flush=True)
+    return ap.parse_args()
+
+
+def with_retrainings(r: dict, strategy: str, budget: float, result: dict, args: argparse.Namespace) -> None:
+    """The winner's further final trainings (``--final-seeds``), and for dnas the same net from scratch."""
+    run_dir, cache = run_dir_of(args.out, strategy, budget), Path(args.out) / "retrain.json"
+    init = inherited_weights(run_dir, result)
+    runs = [r["set5"]] + [
+        retrain_set5(result["best"]["arch"], args.seed + 1000 * k, args.final_steps, cache, init,
+                     f"supernet:{run_dir.resolve()}") for k in range(1, args.final_seeds)]
+    r["set5_runs"] = runs
+    r["set5_mean"] = statistics.mean(runs)
+    if init is not None:  # the same net without the supernet's weights, for comparison
+        r["set5_scratch"] = statistics.mean(
+            retrain_set5(result["best"]["arch"], args.seed + 1000 * k, args.final_steps, cache)
+            for k in range(args.final_seeds))
+
+
+def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"\nsearch cap {args.search_s:g} s per run, final training {args.final_steps} steps, seed {args.seed}, "
           f"{args.final_seeds} final training(s) per winner\n")
     print("| budget ms | strategy | latency ms | val PSNR-Y | Set5 PSNR-Y | Set5 mean (runs) | Set14 PSNR-Y | blocks "
@@ -178,6 +184,10 @@ def main() -> int:
             print(f"{r['budget_ms']:g} ms dnas: its derived net trained from scratch instead of from the supernet's "
                   f"weights: Set5 mean {r['set5_scratch']:.3f} (vs {r['set5_mean']:.3f} fine-tuned)")
     print()
+
+
+def beats_random(rows: list[dict], args: argparse.Namespace) -> bool:
+    """Per budget: does the better of TPE and dnas beat random search on mean Set5 PSNR-Y?"""
     ok = True
     for budget in args.budgets:
         got = {r["strategy"]: r for r in rows if r["budget_ms"] == budget and "error" not in r}
@@ -189,7 +199,23 @@ def main() -> int:
         print(f"{budget:g} ms: best of TPE/dnas = {best['strategy']} {best['set5_mean']:.3f} dB vs random "
               f"{got['random']['set5_mean']:.3f} dB on Set5 (mean of {args.final_seeds}) -> "
               f"{'beats' if beats else 'does NOT beat'} random")
-    return 0 if ok else 1
+    return ok
+
+
+def main() -> int:
+    args = parse_args()
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for budget in args.budgets:
+        for strategy in args.strategies:
+            print(f"running {strategy} at {budget:g} ms ...", flush=True)
+            result = run_one(strategy, budget, args)
+            rows.append(row(strategy, budget, result))
+            if "error" not in rows[-1]:
+                with_retrainings(rows[-1], strategy, budget, result, args)
+            print(f"  {rows[-1]}", flush=True)
+    print_table(rows, args)
+    return 0 if beats_random(rows, args) else 1
 
 
 if __name__ == "__main__":
