@@ -103,6 +103,22 @@ def _header(engine: Backend, threads: int, protocol: Protocol, seed: int, refere
     }
 
 
+def _measure_in_order(todo: list[ModelSpec], order: list[int], ref_spec: ModelSpec | None, ref_after: set[int],
+                      run: Callable[[ModelSpec, str], float], writer: Any, bar: Any) -> None:
+    """The models in ``order``, the reference before the positions in ``ref_after`` (and after the
+    last model when its position is there), each appended to the dataset as it is measured."""
+    drift_text = ""
+    for i, index in enumerate(order):
+        if i in ref_after:
+            run(ref_spec, "reference")  # type: ignore[arg-type]
+            drift_text = f" ref drift={_drifts(writer)[-1]:+.1f}%"
+        median_ms = run(todo[index], "model")
+        bar.update(1)
+        bar.set_postfix_str(f"last={median_ms:.2f}ms{drift_text}", refresh=False)
+    if len(todo) in ref_after and (todo or not _reference_medians(writer)):
+        run(ref_spec, "reference")  # type: ignore[arg-type]
+
+
 def collect(
     models: Iterable[ModelSpec],
     path: str | os.PathLike[str],
@@ -144,17 +160,8 @@ def collect(
 
     bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"{engine.name} t={threads}",
                unit="model", disable=not progress)
-    drift_text = ""
     try:
-        for i, index in enumerate(order):
-            if i in ref_after:
-                run(ref_spec, "reference")  # type: ignore[arg-type]
-                drift_text = f" ref drift={_drifts(writer)[-1]:+.1f}%"
-            median_ms = run(todo[index], "model")
-            bar.update(1)
-            bar.set_postfix_str(f"last={median_ms:.2f}ms{drift_text}", refresh=False)
-        if len(todo) in ref_after and (todo or not _reference_medians(writer)):
-            run(ref_spec, "reference")  # type: ignore[arg-type]
+        _measure_in_order(todo, order, ref_spec, ref_after, run, writer, bar)
     finally:
         bar.close()
     medians = _reference_medians(writer)

@@ -76,6 +76,24 @@ def _pair(v: Any) -> tuple[int, int]:
     return (int(v[0]), int(v[-1]))
 
 
+def _conv_op(args: Sequence[Any], o: tuple[int, ...]) -> Op:
+    x, w = args[0], args[1]
+    stride, pad, dil = _pair(args[3]), _pair(args[4]), _pair(args[5])
+    kind = "conv_transpose2d" if args[6] else "conv2d"
+    if x.dim() != 4:
+        kind = "conv2d"  # 1-D/3-D convs are rare here; featurised as conv2d on their shapes
+    return make_op(kind, [_shape(x)], o, kernel_h=int(w.shape[2]), kernel_w=int(w.shape[-1]),
+                   stride_h=stride[0], stride_w=stride[1], padding_h=pad[0], padding_w=pad[1],
+                   dilation_h=dil[0], dilation_w=dil[1], groups=int(args[8]))
+
+
+def _pool_op(name: str, args: Sequence[Any], x: tuple[int, ...], o: tuple[int, ...]) -> Op:
+    kind = "avg_pool2d" if name == "avg_pool2d" else "max_pool2d"
+    k = _pair(args[1])
+    s = _pair(args[2]) if len(args) > 2 and args[2] else k
+    return make_op(kind, [x], o, kernel=k[0], stride=s[0])
+
+
 def aten_to_op(name: str, args: Sequence[Any], kwargs: dict[str, Any], out: Any, strict: bool = False) -> Op | None:
     """Map one ATen call (``name`` without overload) to an :class:`Op`, or None for views."""
     outs = _tensors(out if isinstance(out, (list, tuple)) else [out])
@@ -84,14 +102,7 @@ def aten_to_op(name: str, args: Sequence[Any], kwargs: dict[str, Any], out: Any,
     o = _shape(outs[0])
     ins = [_shape(t) for t in _tensors(args)]
     if name == "convolution":
-        x, w = args[0], args[1]
-        stride, pad, dil = _pair(args[3]), _pair(args[4]), _pair(args[5])
-        kind = "conv_transpose2d" if args[6] else "conv2d"
-        if x.dim() != 4:
-            kind = "conv2d"  # 1-D/3-D convs are rare here; featurised as conv2d on their shapes
-        return make_op(kind, [_shape(x)], o, kernel_h=int(w.shape[2]), kernel_w=int(w.shape[-1]),
-                       stride_h=stride[0], stride_w=stride[1], padding_h=pad[0], padding_w=pad[1],
-                       dilation_h=dil[0], dilation_w=dil[1], groups=int(args[8]))
+        return _conv_op(args, o)
     if name == "addmm":  # bias + x @ W^T: a linear layer on a 2-D view
         return make_op("linear", [_shape(args[1])], o)
     if name in ("mm", "bmm", "matmul", "baddbmm"):
@@ -116,10 +127,7 @@ def aten_to_op(name: str, args: Sequence[Any], kwargs: dict[str, Any], out: Any,
     if name == "pixel_shuffle":
         return make_op("pixel_shuffle", [ins[0]], o, factor=int(args[1]))
     if name in ("max_pool2d_with_indices", "max_pool2d", "avg_pool2d"):
-        kind = "avg_pool2d" if name == "avg_pool2d" else "max_pool2d"
-        k = _pair(args[1])
-        s = _pair(args[2]) if len(args) > 2 and args[2] else k
-        return make_op(kind, [ins[0]], o, kernel=k[0], stride=s[0])
+        return _pool_op(name, args, ins[0], o)
     if name in ("_adaptive_avg_pool2d", "adaptive_avg_pool2d"):
         return make_op("adaptive_avg_pool2d", [ins[0]], o, out_h=o[-2], out_w=o[-1])
     if name in ("cat", "stack"):
