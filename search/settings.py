@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from search.errors import UserError
-from search.study.fidelity import NO_RUNGS, Fidelity
+from search.fidelity import NO_RUNGS, Fidelity
 from search.train_settings import TrainSettings
 
 STRATEGIES = ("tpe", "nsga2", "random", "allinone", "dnas")

@@ -13,13 +13,13 @@ import tasks.sr as sr
 from search import report
 from search.console import say
 from search.errors import UserError
+from search.fidelity import Fidelity
 from search.result import Result, study_info
 from search.settings import RunContext, run_storage
 from search.sr.finish import Found, SRJob, finish_sr
 from search.sr.startup import feasible_design
 from search.sr.task import SRSettings, describe_trial, objective
 from search.study.engine import claim_final, open_study, run_study
-from search.study.fidelity import Fidelity
 from search.study.progress import best_feasible
 from search.study.storage import redact
 from search.study.worker import search_only_result

@@ -14,8 +14,8 @@ import torch
 import tasks.sr as sr
 from search.console import step_progress
 from search.errors import UserError
+from search.fidelity import NO_RUNGS, Fidelity, Reporter
 from search.latency import LatencyEstimator
-from search.study.fidelity import NO_RUNGS, Fidelity, Reporter
 from search.study.objective import ConstrainedObjective
 from search.train_settings import TrainSettings
 from spaces import ArchError, BicubicArch, ESPCNArch, FSRCNNArch, SRSpace, WDSRBArch

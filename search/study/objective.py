@@ -6,7 +6,7 @@ quality: nothing in the study (or in optuna-dashboard's plots) shows a score it 
 Constraint-aware samplers read a pruned trial's constraint as they read a complete one's (TPE
 ranks infeasible trials by their violation alone, whatever their state).
 
-With a multi-fidelity pruner (:mod:`search.study.fidelity`) a trained candidate that trails the
+With a multi-fidelity pruner (:mod:`search.fidelity`) a trained candidate that trails the
 others at a rung also ends PRUNED, with ``trained`` true, its score at that rung and ``proxy_steps``."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import optuna
 
-from search.study.fidelity import Reporter
+from search.fidelity import Reporter
 
 LATENCY_CONSTRAINT = "latency_over_budget_ms"  # also a user attr, for people reading the study
 # The list-valued system attr that Optuna's ``constraints_func`` writes. Optuna 5's samplers read
@@ -33,7 +33,7 @@ UNTRAINED_ATTR = "untrained"  # why a PRUNED trial was never trained
 class ConstrainedObjective:
     """``sample(trial) -> arch``; ``latency_ms(arch)``; ``score(arch, report) -> quality`` (higher is
     better), run only when the latency is within ``near_budget`` x the budget; ``report(step, score)``
-    returns whether to stop at that rung (see :class:`~search.study.fidelity.Reporter`). ``attrs(arch)``:
+    returns whether to stop at that rung (see :class:`~search.fidelity.Reporter`). ``attrs(arch)``:
     further user attributes recorded before training. With ``two_objectives`` (NSGA-II) the trial
     returns ``(quality, latency)``."""
 

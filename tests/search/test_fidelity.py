@@ -12,8 +12,8 @@ import pytest
 
 from search.config.compose import compose_config
 from search.errors import UserError
+from search.fidelity import Fidelity
 from search.settings import DeviceProfile, SearchSettings
-from search.study.fidelity import Fidelity
 
 
 def test_rungs_grow_geometrically_up_to_the_proxy():

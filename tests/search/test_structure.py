@@ -19,6 +19,7 @@ FORBIDDEN = {
     "search.settings": ("search.sr", "search.vit", "search.study", "search.runners", "search.app"),
     "search.latency": ("search.sr", "search.vit", "search.study", "search.runners", "search.app"),
     "search.config": ("search.sr", "search.vit", "search.study", "search.runners", "search.app"),
+    "search.fidelity": ("search.sr", "search.vit", "search.study", "search.runners", "search.app"),
 }
 
 
