@@ -11,6 +11,7 @@ trained (see :mod:`search.study.objective`), so it never reaches a rung.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import optuna
@@ -65,10 +66,12 @@ class Reporter:
     the pruner; remembers where it stopped. ``report.final(step, score)`` records the full proxy's
     score (never pruned). A two-objective study (NSGA-II) cannot prune: it only counts."""
 
-    def __init__(self, trial: optuna.Trial, can_prune: bool) -> None:
+    def __init__(self, trial: optuna.Trial, can_prune: bool, deadline: float | None = None) -> None:
         self.trial = trial
         self.can_prune = can_prune
+        self.deadline = deadline  # time.monotonic(): a rung reached after it stops the training there
         self.stopped_at: int | None = None
+        self.why = ""
         self.last_step = 0
 
     def __call__(self, step: int, score: float) -> bool:
@@ -77,9 +80,10 @@ class Reporter:
             return False
         self.trial.report(score, step)
         if self.trial.should_prune():
-            self.stopped_at = step
-            return True
-        return False
+            self.stopped_at, self.why = step, "trails the trials at that rung"
+        elif self.deadline is not None and time.monotonic() > self.deadline:
+            self.stopped_at, self.why = step, "the search time (search.timeout_s) is over"
+        return self.stopped_at is not None
 
     def final(self, step: int, score: float) -> None:
         self.last_step = step

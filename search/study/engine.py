@@ -30,6 +30,7 @@ from search.console import say
 from search.errors import UserError
 from search.settings import SearchSettings
 from search.study.meaning import check_meaning
+from search.study.objective import ConstrainedObjective
 from search.study.progress import ProgressPrinter
 from search.study.samplers import directions, make_sampler, trial_seed
 from search.study.storage import HeartbeatPolicy, open_storage, redact, retry_callback
@@ -193,6 +194,8 @@ def run_study(
     progress = ProgressPrinter(settings.n_trials, settings.timeout_s, describe, start_done=already)
     guarded = _Guarded(objective, settings.seed)
     started = time.monotonic()
+    if isinstance(objective, ConstrainedObjective):  # a staged proxy stops at its next rung after this
+        objective.deadline = started + settings.timeout_s
     with _sigterm_as_interrupt():
         try:
             _loop(study, guarded, settings, progress, catch, started)

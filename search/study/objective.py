@@ -45,6 +45,7 @@ class ConstrainedObjective:
     quality_key: str
     two_objectives: bool = False
     attrs: Callable[[Any], dict[str, Any]] = field(default=lambda arch: {})
+    deadline: float | None = None  # time.monotonic() when the search ends (set by run_study)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         arch = self.sample(trial)
@@ -64,13 +65,12 @@ class ConstrainedObjective:
             trial.set_user_attr(UNTRAINED_ATTR, why)
             raise optuna.TrialPruned(why)
         started = time.monotonic()
-        report = Reporter(trial, can_prune=not self.two_objectives)
+        report = Reporter(trial, can_prune=not self.two_objectives, deadline=self.deadline)
         quality = float(self.score(arch, report))
         trial.set_user_attr("proxy_s", time.monotonic() - started)
         trial.set_user_attr(self.quality_key, quality)
         trial.set_user_attr("proxy_steps", report.stopped_at or report.last_step or None)
         if report.stopped_at is not None:
-            raise optuna.TrialPruned(f"stopped after {report.stopped_at} proxy steps: {quality:.3f} trails the "
-                                     "trials at that rung")
+            raise optuna.TrialPruned(f"stopped after {report.stopped_at} proxy steps ({quality:.3f}): {report.why}")
         return (quality, latency_ms) if self.two_objectives else quality
 

@@ -54,3 +54,17 @@ def test_halving_stops_trailing_candidates_at_a_rung_and_trains_the_rest_to_the_
         if t.user_attrs.get("trained"):  # every rung it reached is an intermediate value, for the pruner
             assert max(t.intermediate_values) == t.user_attrs["proxy_steps"]
             assert t.intermediate_values[max(t.intermediate_values)] == pytest.approx(t.user_attrs["val_psnr"])
+
+
+def test_a_rung_reached_after_the_search_time_stops_the_training_there():
+    import time
+
+    from search.fidelity import Reporter
+
+    study = optuna.create_study(direction="maximize", pruner=Fidelity("halving", 2, 2).make_pruner(8))
+    on_time = Reporter(study.ask(), can_prune=True, deadline=time.monotonic() + 3600)
+    assert not on_time(2, 30.0) and on_time.stopped_at is None  # the first trial at a rung goes on
+    late = Reporter(study.ask(), can_prune=True, deadline=time.monotonic() - 1)
+    assert late(2, 31.0) and late.stopped_at == 2 and "search.timeout_s" in late.why
+    two_objectives = Reporter(study.ask(), can_prune=False, deadline=time.monotonic() - 1)
+    assert not two_objectives(2, 31.0)  # NSGA-II cannot prune: it only counts steps
