@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,11 @@ STRATEGIES = ("tpe", "nsga2", "random", "allinone", "dnas")
 # Threads where the device names none (its latency is modelled, e.g. s21): a host timing (a final
 # check) uses one, the most repeatable. Training threads are train.threads (search.train_settings).
 MEASURE_THREADS = 1
+
+
+def cache_root() -> Path:
+    """Where trained things are kept between runs: ``$HWNAS_CACHE``, else ``~/.cache/hwnas``."""
+    return Path(os.environ.get("HWNAS_CACHE", Path.home() / ".cache" / "hwnas"))
 
 
 def _get(cfg: DictConfig, path: str) -> Any:

@@ -130,6 +130,7 @@ class SRTask:
     proxy: SRRecipeConf = field(default_factory=SRRecipeConf)
     final: SRRecipeConf = field(default_factory=SRRecipeConf)
     baselines: list[str] = MISSING
+    baseline_cache: bool = MISSING
 
 
 @dataclass

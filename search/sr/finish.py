@@ -4,6 +4,7 @@ recipe, ``pareto.png``, ``report.md`` and the typed result."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +14,11 @@ import torch
 
 import tasks.sr as sr
 from search import report
+from search.console import say
 from search.latency import LatencyEstimator, make_estimator
 from search.result import Result, budget_rule, device_info
 from search.settings import RunContext
+from search.sr.baseline_cache import baseline_key, cache_path, load_cached, store
 from search.sr.ship import calibration_sampler, export_all
 from search.sr.task import SRData, SRSettings, baseline_archs, check_budget, load_data, train_and_evaluate
 from spaces import save_arch
@@ -93,8 +96,7 @@ def train_baselines(job: SRJob) -> dict[str, Any]:
     baselines: dict[str, Any] = {}
     data, scale = job.data, job.sr.space.scale
     for name, base_arch in baseline_archs(job.sr.baselines, scale).items():
-        base_model, scores = train_and_evaluate(base_arch, job.sr.final, data.final_patches, data.evals, name,
-                                                checkpoint=job.ctx.run_dir / f"baseline_{name}_checkpoint.pt")
+        base_model, scores = _trained_baseline(job, name, base_arch)
         scores["val_psnr"] = evaluate(base_model, data.val, scale)["psnr"]
         scores["arch"] = base_arch.to_dict()
         scores["latency_ms"] = _baseline_latency(job.estimator, base_arch)
@@ -104,6 +106,25 @@ def train_baselines(job: SRJob) -> dict[str, Any]:
             scores["export"] = _ship_baseline(job, name, base_model, base_arch, scores["eval"])
         baselines[name] = scores
     return baselines
+
+
+def _trained_baseline(job: SRJob, name: str, arch: Any) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A baseline trained with task.final, or its weights from an earlier run with the same recipe."""
+    recipe, data = job.sr.final, job.data
+    key = baseline_key(arch, recipe, job.sr.train_root)
+    model = sr.build_model(arch)
+    cached = load_cached(model, key) if job.sr.baseline_cache and sr.num_params(model) > 0 else None
+    if cached is not None:
+        say(f"{name}: weights trained with this recipe in an earlier run ({cache_path(key)}); scoring them")
+        return model, {"train_s": 0.0, "steps": recipe.steps, "params": sr.num_params(model),
+                       "eval": sr.evaluate_sets(model, data.evals, arch.scale), "cached_from": str(cache_path(key)),
+                       "trained_at": cached.get("trained_at")}
+    model, scores = train_and_evaluate(arch, recipe, data.final_patches, data.evals, name,
+                                       checkpoint=job.ctx.run_dir / f"baseline_{name}_checkpoint.pt")
+    if job.sr.baseline_cache and sr.num_params(model) > 0:
+        store(model, key, {"arch": arch.to_dict(), "steps": recipe.steps, "train_s": scores["train_s"],
+                           "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "run_dir": str(job.ctx.run_dir)})
+    return model, scores
 
 
 def _ship_baseline(job: SRJob, name: str, model: torch.nn.Module, arch: Any,

@@ -44,6 +44,7 @@ class SRSettings:
     proxy: sr.TrainRecipe
     final: sr.TrainRecipe
     baselines: tuple[str, ...]
+    baseline_cache: bool
 
     @staticmethod
     def from_task(task: dict[str, Any], seed: int, train: TrainSettings) -> SRSettings:
@@ -89,6 +90,7 @@ class SRSettings:
             proxy=recipe("proxy", 1),
             final=recipe("final", 2),
             baselines=tuple(task["baselines"]),
+            baseline_cache=bool(task["baseline_cache"]),
         )
 
 

@@ -7,7 +7,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import tasks.vit as vit
 from search.console import say
 from search.errors import UserError
 from search.latency import LatencyEstimator
+from search.settings import cache_root
 from search.study.objective import ConstrainedObjective
 from spaces import ArchError
 from spaces.atomic import atomic_path, write_text_atomic
@@ -121,7 +121,7 @@ def load_vit_data(settings: ViTSettings, seed: int) -> ViTData:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("HWNAS_CACHE", Path.home() / ".cache" / "hwnas"))
+    return cache_root()
 
 
 def teacher_key(settings: ViTSettings, seed: int) -> str:
