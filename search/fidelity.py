@@ -18,7 +18,7 @@ import optuna
 
 from search.errors import UserError
 
-PRUNERS = ("none", "halving", "hyperband")
+PRUNERS = ("none", "halving", "hyperband")  # and "auto" in the config: halving where it can prune (settings)
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Fidelity:
 
     def __post_init__(self) -> None:
         if self.pruner not in PRUNERS:
-            raise UserError(f"search.fidelity.pruner={self.pruner!r}: choose {' | '.join(PRUNERS)}")
+            raise UserError(f"search.fidelity.pruner={self.pruner!r}: choose auto | {' | '.join(PRUNERS)}")
         if self.min_steps < 1 or self.reduction_factor < 2:
             raise UserError(f"search.fidelity: min_steps={self.min_steps} must be >= 1 and "
                             f"reduction_factor={self.reduction_factor} >= 2")

@@ -150,9 +150,13 @@ class SearchSettings:
 
 def _fidelity(cfg: DictConfig, strategy: str) -> Fidelity:
     f = cfg.search.fidelity
-    fidelity = Fidelity(str(f.pruner), _int(f.min_steps, "search.fidelity.min_steps", minimum=1),
+    can_prune = cfg.task.name == "sr" and strategy in ("tpe", "random")
+    pruner = str(f.pruner)
+    if pruner == "auto":
+        pruner = "halving" if can_prune else "none"
+    fidelity = Fidelity(pruner, _int(f.min_steps, "search.fidelity.min_steps", minimum=1),
                         _int(f.reduction_factor, "search.fidelity.reduction_factor", minimum=2))
-    if fidelity.staged and (cfg.task.name != "sr" or strategy not in ("tpe", "random")):
+    if fidelity.staged and not can_prune:
         raise UserError(f"search.fidelity.pruner={fidelity.pruner} stops SR proxy trainings of one-objective "
                         f"studies (task=sr, strategy=tpe or random), not task={cfg.task.name} strategy={strategy}; "
                         "use search.fidelity.pruner=none")
