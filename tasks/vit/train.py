@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -116,7 +117,6 @@ def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
     if train_backbone:
         groups.append({"params": list(student.vit.parameters()), "lr": recipe.backbone_lr})
     opt = torch.optim.AdamW(groups, weight_decay=recipe.weight_decay)
-    base_lrs = [g["lr"] for g in opt.param_groups]
     frozen = [q for q in student.vit.parameters() if q.requires_grad] if not train_backbone else []
     gen = torch.Generator().manual_seed(recipe.seed)
     place, home = recipe.placement, next(student.parameters()).device
@@ -126,28 +126,11 @@ def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
     student.train().to(place.torch_device)
     if not train_backbone:
         student.vit.eval()  # no dropout / drop-path in a frozen backbone
-    stepper = place.stepper()
     start = time.perf_counter()
     try:
         for q in frozen:
             q.requires_grad_(False)  # gradients still flow through it to earlier selectors
-        for step in range(recipe.steps):
-            for g, lr in zip(opt.param_groups, base_lrs):
-                g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
-            images, labels = (t.to(place.torch_device, non_blocking=True) for t in next(batches))
-            with place.autocast():
-                if step >= recipe.steps - recipe.hard_steps:
-                    loss, terms = hard_loss(student, teacher, images, labels, recipe)
-                else:
-                    loss, terms = selector_loss(student, teacher, images, labels, targets, recipe, gen)
-            opt.zero_grad(set_to_none=True)
-            stepper.backward(loss)
-            stepper.step(opt)
-            log.losses.append(loss.item())
-            history.append(terms)
-            log.steps = step + 1
-            if recipe.time_budget_s is not None and time.perf_counter() - start > recipe.time_budget_s:
-                break
+        _steps(student, teacher, opt, batches, recipe, targets, gen, log, history, start)
     finally:
         for q in frozen:
             q.requires_grad_(True)
@@ -157,3 +140,28 @@ def train_selectors(student: TokenPrunedViT, teacher: nn.Module, data: Data,
     last = [h for h in history[-20:] if h.keys() == history[-1].keys()]
     log.parts = {k: sum(h[k] for h in last) / len(last) for k in last[0]} if last else {}
     return log
+
+
+def _steps(student: TokenPrunedViT, teacher: nn.Module, opt: torch.optim.Optimizer, batches: Any,
+           recipe: SelectorRecipe, targets: Sequence[float], gen: torch.Generator, log: SelectorLog,
+           history: list[dict[str, float]], start: float) -> None:
+    """The optimisation steps (cosine-decayed lr; the last ``hard_steps`` on the inference path)."""
+    place, stepper = recipe.placement, recipe.placement.stepper()
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    for step in range(recipe.steps):
+        for g, lr in zip(opt.param_groups, base_lrs):
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / recipe.steps))
+        images, labels = (t.to(place.torch_device, non_blocking=True) for t in next(batches))
+        with place.autocast():
+            if step >= recipe.steps - recipe.hard_steps:
+                loss, terms = hard_loss(student, teacher, images, labels, recipe)
+            else:
+                loss, terms = selector_loss(student, teacher, images, labels, targets, recipe, gen)
+        opt.zero_grad(set_to_none=True)
+        stepper.backward(loss)
+        stepper.step(opt)
+        log.losses.append(loss.item())
+        history.append(terms)
+        log.steps = step + 1
+        if recipe.time_budget_s is not None and time.perf_counter() - start > recipe.time_budget_s:
+            break
