@@ -59,6 +59,18 @@ class OpGraph:
         """A graph of ops known only as a list (a dataset row): every op runs, in both modes."""
         return OpGraph(tuple(TracedOp(op, (), True, False) for op in ops), tuple(range(len(ops))))
 
+    @staticmethod
+    def from_chain(ops: Sequence[Op]) -> OpGraph:
+        """A graph of an analytic op list (``arch.ops()``): ops in data-flow order, each taking
+        the previous op's result when its first input has that shape. Every op is live (the
+        spaces list only ops that run), so compiled mode only fuses: an activation or BN right
+        after the conv it reads. Exact for the spaces' families (tests compare with traces)."""
+        nodes = []
+        for i, op in enumerate(ops):
+            chained = i > 0 and bool(op.inputs) and tuple(op.inputs[0]) == tuple(ops[i - 1].output)
+            nodes.append(TracedOp(op, (i - 1,) if chained else (), True, False))
+        return OpGraph(tuple(nodes), tuple(range(len(ops))))
+
     def to_dict(self) -> dict[str, Any]:
         return {"nodes": [[n.op.to_dict(), list(n.deps), n.varying, n.identity] for n in self.nodes],
                 "outputs": list(self.outputs)}

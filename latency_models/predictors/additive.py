@@ -128,10 +128,16 @@ class AdditivePredictor(LatencyPredictor):
         """Features with the kernel-table ms appended (one vector, so blocks can be differenced)."""
         return np.append(self._designer.network(ops), self.table_ms(ops))
 
-    def arch_design(self, archs: Sequence[Any], input_hw: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
-        """(features ``(n, F)``, kernel-table ms ``(n,)``) per architecture."""
+    def arch_ops(self, arch: Any, input_hw: tuple[int, int] | None) -> list[Op]:
+        """The ops this predictor's device runs for ``arch``: its analytic list, fused as a
+        compiled runtime fuses it when the predictor was fitted on compiled graphs."""
         from latency_models.predictors.base import arch_ops
 
+        return OpGraph.from_chain(arch_ops(arch, input_hw)).ops(self.graph)
+
+    def arch_design(self, archs: Sequence[Any], input_hw: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(features ``(n, F)``, kernel-table ms ``(n,)``) per architecture."""
+        arch_ops = self.arch_ops
         if not (archs and all(type(a).__name__ == "WDSRBArch" for a in archs)):
             op_lists = [arch_ops(a, input_hw) for a in archs]
             return self.features(op_lists), np.array([self.table_ms(ops) for ops in op_lists])

@@ -90,3 +90,20 @@ def test_op_lists_run_in_both_modes():
     ops = trace_ops(nn.Conv2d(3, 4, 3), (1, 3, 8, 8))
     g = OpGraph.from_ops(ops)
     assert g.ops("eager") == g.ops("compiled") == ops
+
+
+def test_analytic_lists_fuse_as_their_traces_do():
+    """predict_archs reads arch.ops(); a compiled-graph predictor must see the same fused list
+    that tracing the built network gives, or it predicts a different network."""
+    import random
+
+    from latency_models.zoo import WDSRB, espcn, fsrcnn, sr_models
+    from spaces import ESPCNArch, FSRCNNArch
+
+    cases = [(WDSRB(z.arch), z.arch, (12, 20)) for z in sr_models(3, random.Random(0), lr_hw=(12, 20))]
+    cases += [(fsrcnn(FSRCNNArch(3)), FSRCNNArch(3), (20, 30)), (espcn(ESPCNArch(2)), ESPCNArch(2), (20, 30))]
+    for net, arch, hw in cases:
+        traced = trace_graph(net, (1, 3, *hw))
+        for mode in ("eager", "compiled"):
+            assert OpGraph.from_chain(arch.ops(hw)).ops(mode) == traced.ops(mode), (arch, mode)
+    assert "relu*" in kinds(OpGraph.from_chain(cases[0][1].ops((12, 20))).ops("compiled"))

@@ -43,6 +43,17 @@ def test_fit_predicts_held_out_timings(fitted):
     np.testing.assert_allclose(pred.predict_archs(archs, HW), got, rtol=1e-9)  # analytic == traced
 
 
+@pytest.mark.parametrize("graph", ["eager", "compiled"])
+def test_analytic_and_traced_predictions_agree_in_each_graph_mode(fitted, graph):
+    """The fit picks its graph mode by cross-validation, so both must hold whatever it picks."""
+    _, models, ys, test_idx, fit_idx = fitted
+    pred = latency_models.fit(((models[i].build(), models[i].input_shape, ys[i]) for i in fit_idx), threads=1,
+                              device="cpu", backend="torch-cpu", graph=graph)
+    assert pred.graph == graph
+    got = [pred.predict(models[i].build(), models[i].input_shape) for i in test_idx]
+    np.testing.assert_allclose(pred.predict_archs([models[i].arch for i in test_idx], HW), got, rtol=1e-9)
+
+
 def test_flops_baseline_and_metrics():
     m = metrics([10.0, 20.0, 40.0], [10.4, 23.0, 40.0])
     assert m["within_5pct"] == pytest.approx(2 / 3) and m["within_10pct"] == pytest.approx(2 / 3)
