@@ -280,7 +280,7 @@ def test_bad_allinone_options_name_the_setting():
     from search.sr.allinone.run import options_from
 
     assert options_from(yaml_options(smoke=True))["spare_levels"] == 4  # the smoke overlay, as merged
-    assert options_from(yaml_options(smoke=False))["spare_levels"] == 8
+    assert options_from(yaml_options(smoke=False))["spare_levels"] == 19
     for bad, name in [({"band": 1.5}, "strategy.band"), ({"headroom": -1}, "strategy.headroom"),
                       ({"top_weight": 0}, "strategy.top_weight"), ({"spare_levels": 20}, "strategy.spare_levels"),
                       ({"target": 2}, "strategy.target")]:

@@ -30,7 +30,7 @@ def test_governed_export_keeps_every_level_and_names_the_chosen_ones(chain):
     model = repoint(build_allinone({f"level{i}": a for i, a in enumerate(chain)}), points)
     assert model.point_names == tuple(points)
     timed = {(i, p): 40.0 * (1 - 0.1 * i) * (1.0 if p == "t2" else 1.4) for i in range(len(chain)) for p in picked}
-    govs = make_governors(model, picked, len(chain), timed, ceiling_ms=50.0)
+    govs = make_governors(model, picked, len(chain), timed, ceiling_ms=50.0, band=0.06)
     assert govs["t2"].ladder == govs["t1"].ladder == names  # both climb and fall over the whole chain
     assert govs["t2"].level == "t2" and govs["t1"].level == "t1"
     assert govs["t1"].timed_ms["t1"] == timed[3, "t1"] and govs["t1"].timed_ms["level0"] == timed[0, "t1"]

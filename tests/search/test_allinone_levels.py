@@ -26,6 +26,18 @@ def test_level_chain_is_nested_with_bounded_mac_steps():
         level_chain(top, SPACE, 0, step=1.0)
 
 
+def test_default_chain_steps_fit_inside_the_governors_band():
+    """The default dense chain: about 1.06x apart in MACs over the whole range, so a governor
+    holding +-2.5% finds a level near every speed the host runs at; nested and in the space."""
+    top = template(SPACE, 16, 48, 12, depth=11)
+    chain = level_chain(top, SPACE, floor_macs=0.35 * macs_per_pixel(top), step=0.95, max_levels=20)
+    macs = [macs_per_pixel(a) for a in chain]
+    gaps = [a / b for a, b in zip(macs, macs[1:])]
+    assert len(chain) >= 15 and macs[-1] <= 0.4 * macs[0]
+    assert all(g >= 1 / 0.95 for g in gaps) and max(gaps) < 1.1, gaps
+    assert all(is_subnet(b, a) and SPACE.validate(b) for a, b in zip(chain, chain[1:]))
+
+
 def test_choose_levels_follows_the_speed_timed_now():
     # level i runs (1 - 0.1 i) x 50 ms at 1 thread; at 2 threads 0.6x of that (fast phase)
     ms = {}

@@ -35,7 +35,7 @@ def governed_points(chain: Sequence[WDSRBArch], picked: Mapping[str, int]) -> di
 
 
 def make_governors(model: AllInOneWDSRB, picked: Mapping[str, int], n_levels: int,
-                   timed: Mapping[tuple[int, str], float], ceiling_ms: float, band: float = 0.06,
+                   timed: Mapping[tuple[int, str], float], ceiling_ms: float, band: float,
                    ) -> dict[str, LevelGovernor]:
     """One governor per point: its ladder is every level (named as in :func:`governed_points`,
     its own under its name), with the latencies timed at that point right before; it starts on

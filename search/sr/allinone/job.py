@@ -28,10 +28,13 @@ def options_from(strategy_options: dict[str, Any]) -> dict[str, Any]:
     if not 0 < float(opts["band"]) < 1 or float(opts["headroom"]) < 0 or not float(opts["top_weight"]) > 0:
         raise UserError(f"strategy.band={opts['band']} must be in (0, 1), strategy.headroom={opts['headroom']} "
                         f">= 0 and strategy.top_weight={opts['top_weight']} > 0")
-    if not 0 <= int(opts["spare_levels"]) <= 11:
-        raise UserError(f"strategy.spare_levels={opts['spare_levels']} must be in [0, 11]: the levels are "
-                        "assigned to the points by trying every combination")
+    if not 0 <= int(opts["spare_levels"]) <= MAX_SPARE_LEVELS:
+        raise UserError(f"strategy.spare_levels={opts['spare_levels']} must be in [0, {MAX_SPARE_LEVELS}]: the levels "
+                        "are assigned to the points by trying every combination")
     return opts
+
+
+MAX_SPARE_LEVELS = 19  # 20 levels: levels.MAX_ASSIGNMENTS holds every combination at 3 points
 
 
 @dataclass
