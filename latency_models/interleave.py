@@ -97,6 +97,24 @@ def interleaved_ms(models: Sequence[tuple[nn.Module, Sequence[int]]], threads: i
     return [InterleavedTiming(min(rows), tuple(rows), threads) for rows in per_round]
 
 
+def interleaved_in(backend: str, models: Sequence[tuple[nn.Module, Sequence[int]]], threads: int = 1, *,
+                   rounds: int = 5, runs: int = 3, warmup: int = 2, settle: int = 0) -> list[InterleavedTiming]:
+    """As :func:`interleaved_ms`, in the local backend named ``backend`` (``"onnxruntime-cpu"``:
+    each module exported to ONNX once and run by onnxruntime, as deployed; ``"torch-cpu"``)."""
+    from contextlib import ExitStack
+
+    from latency_models.backends import LocalBackend, get_backend, registered_backends
+
+    kind = registered_backends().get(backend)
+    if kind is not None and not issubclass(kind, LocalBackend):
+        raise ValueError(f"backend {backend!r} does not run in this process; interleaved timing needs a local one")
+    impl = get_backend(backend)  # an unknown name: its own error, listing the known ones
+    with ExitStack() as stack:
+        calls = [stack.enter_context(impl.session(module.eval(), tuple(shape), threads)) for module, shape in models]
+        per_round = interleaved_calls(calls, rounds=rounds, runs=runs, warmup=warmup, settle=settle)
+    return [InterleavedTiming(min(rows), tuple(rows), threads) for rows in per_round]
+
+
 @dataclass(frozen=True)
 class Speedup:
     """Two timings taken side by side: ``ratio`` is the median over rounds of base/other, each

@@ -177,6 +177,7 @@ class ViTTask:
     budget_fraction: float = MISSING
     confirm_margin: float = MISSING
     batch: int = MISSING
+    runtime: str = MISSING
     data: ViTDataConf = field(default_factory=ViTDataConf)
     teacher: ViTTeacherConf = field(default_factory=ViTTeacherConf)
     proxy: ViTProxyConf = field(default_factory=ViTProxyConf)

@@ -59,7 +59,7 @@ def finish_vit(setup: ViTSetup, found: Found) -> Result:
     }
     best = {"arch": arch.to_dict(), "arch_key": arch.key, "chosen_by": found.chosen_by, **found.info,
             "latency_ms": found.latency_ms, "measured_latency_ms": measured["searched"],
-            "latency_source": setup.estimator.describe(), **scores["searched"],
+            "latency_source": setup.estimator.describe(), "runtime": setup.runtime_info(), **scores["searched"],
             "top1_drop_vs_teacher": scores["unpruned"]["test_top1"] - scores["searched"]["test_top1"],
             # timed side by side with the unpruned model at the end: immune to the host's speed
             # moving between setting the budget and the final measurement

@@ -10,12 +10,21 @@ from typing import Any
 
 import torch
 
-from latency_models.interleave import interleaved_ms
+from latency_models.interleave import interleaved_in
+from search.config.schema import MeasuredLatencyConf
 from search.console import say
 from search.errors import UserError
 from search.latency import LatencyEstimator, make_estimator
 from search.settings import RunContext
-from search.vit.task import ViTData, ViTSettings, build_space, load_teacher, load_vit_data, pruned
+from search.vit.task import (
+    RUNTIME_BACKENDS,
+    ViTData,
+    ViTSettings,
+    build_space,
+    load_teacher,
+    load_vit_data,
+    pruned,
+)
 from spaces.vit import TokenPruneSpace
 
 # Timing side by side after the search (re-timing, the final figures): per round, as many runs
@@ -65,10 +74,20 @@ class ViTSetup:
             return ms / unpruned_ms <= self.fraction * keep
         return ms <= self.budget_ms * keep
 
+    @property
+    def backend(self) -> str:
+        """The latency_models backend of ``task.runtime``: what every figure of the run is timed in."""
+        return RUNTIME_BACKENDS[self.cfg.runtime]
+
+    def runtime_info(self) -> dict[str, Any]:
+        """What the run's figures were timed in: ``task.runtime``, its backend, threads, batch."""
+        return {"name": self.cfg.runtime, "backend": self.backend, "threads": self.ctx.device.measure_threads,
+                "batch": self.cfg.batch, "where": "measured on this host"}
+
     def timed_ms(self, models: dict[str, torch.nn.Module], rounds: int) -> dict[str, float]:
-        """Measured ms of each model on this host, timed interleaved (``latency_models.interleave``:
-        order reversed every round, the least round median)."""
-        timings = interleaved_ms([(model.eval(), self.shape) for model in models.values()],
+        """Measured ms of each model on this host in the run's runtime, timed interleaved
+        (``latency_models.interleave``: order reversed every round, the least round median)."""
+        timings = interleaved_in(self.backend, [(model.eval(), self.shape) for model in models.values()],
                                  self.ctx.device.measure_threads, rounds=rounds, runs=TIMED_RUNS,
                                  warmup=TIMED_WARMUP)
         return {name: timing.ms for name, timing in zip(models, timings)}
@@ -80,11 +99,11 @@ def prepare_vit(ctx: RunContext) -> ViTSetup:
     _refuse_published(ctx)
     seed = ctx.settings.seed
     cfg = ViTSettings.from_task(ctx.task, seed, ctx.train.placement)
+    latency = _runtime_latency(ctx, cfg)
     data = load_vit_data(cfg, seed)
     teacher, teacher_info = load_teacher(cfg, data, seed)
     space = build_space(cfg, teacher, data.in_chans)
-    estimator = make_estimator(ctx.device, ctx.latency, 0, lambda arch: pruned(teacher, arch),
-                               input_shape(cfg, data))
+    estimator = make_estimator(ctx.device, latency, 0, lambda arch: pruned(teacher, arch), input_shape(cfg, data))
     unpruned_ms, floor_ms = reference_ms(estimator, [space.unpruned(), space.most_pruned()])
     settings = ctx.settings
     budget_ms = settings.budget_ms if settings.budget_given else cfg.budget_fraction * unpruned_ms
@@ -110,6 +129,16 @@ def reference_ms(estimator: LatencyEstimator, archs: Sequence[Any]) -> list[floa
         estimator.forget()
         rounds.append(estimator.latencies_ms(list(archs)))
     return [min(values) for values in zip(*rounds)]
+
+
+def _runtime_latency(ctx: RunContext, cfg: ViTSettings) -> dict[str, Any]:
+    """``latency=`` with the backend of ``task.runtime``: for ViTs the runtime decides what is timed."""
+    backend = RUNTIME_BACKENDS[cfg.runtime]
+    given = ctx.latency.get("backend")
+    if given not in (None, MeasuredLatencyConf.backend, backend):
+        raise UserError(f"latency.backend={given} with task=vit: ViT candidates are timed in task.runtime "
+                        f"({cfg.runtime}); choose task.runtime={'|'.join(RUNTIME_BACKENDS)} instead")
+    return {**ctx.latency, "backend": backend}
 
 
 def _refuse_published(ctx: RunContext) -> None:

@@ -14,9 +14,9 @@ def write_vit_report(result: Result, path: Path) -> None:
     """The searched model against EViT at the same keep rates and the unpruned teacher."""
     assert result.best is not None, "a search-only result has no report"
     best, base = result.best, result.extras["baselines"]
-    arch = best["arch"]
+    arch, runtime = best["arch"], best.get("runtime") or {"name": "torch"}
     rows = [
-        "| model | keep rates | measured latency (ms) | held-out top-1 (%) |",
+        f"| model | keep rates | measured latency (ms, {runtime['name']}) | held-out top-1 (%) |",
         "| --- | --- | --- | --- |",
         f"| **searched, fine-tuned selectors** | {arch['keep_rates']} | "
         f"{best['measured_latency_ms']:.2f} | {best['test_top1']:.2f} |",
@@ -31,6 +31,7 @@ def write_vit_report(result: Result, path: Path) -> None:
         f"latency source: {best['latency_source']['source']}.",
         f"Searched keep rates {arch['keep_rates']} at stages {arch['stages']} "
         f"({best['chosen_by']}, {result.strategy}).",
+        f"Runtime: {_runtime_line(runtime)}.",
         f"Measured after fine-tuning: {best['measured_latency_ms']:.2f} ms "
         f"({best['latency_ratio_to_unpruned']:.2f} x the unpruned model timed beside it), "
         f"{'within' if best['meets_budget'] else 'OVER'} the budget"
@@ -44,6 +45,13 @@ def write_vit_report(result: Result, path: Path) -> None:
         *_export_rows(best.get("export") or {}),
     ]
     write_text_atomic(path, "\n".join(lines))
+
+
+def _runtime_line(runtime: dict) -> str:
+    if "backend" not in runtime:  # a result written before task.runtime existed: eager torch
+        return "torch (eager)"
+    return (f"{runtime['name']} (`{runtime['backend']}` backend, {runtime['threads']} thread(s), batch "
+            f"{runtime['batch']}, {runtime['where']}): the search, the budget and these figures")
 
 
 def _export_rows(files: dict) -> list[str]:

@@ -34,6 +34,9 @@ from tasks.vit.demo import (
     train_teacher,
 )
 
+# task.runtime -> the latency_models backend that times candidates in it on this host
+RUNTIME_BACKENDS = {"onnxruntime": "onnxruntime-cpu", "torch": "torch-cpu"}
+
 
 @dataclass(frozen=True)
 class ViTSettings:
@@ -47,6 +50,7 @@ class ViTSettings:
     budget_fraction: float
     confirm_margin: float
     batch: int
+    runtime: str
     data_root: Path | None
     val_images: int
     teacher: TeacherRecipe
@@ -71,6 +75,7 @@ class ViTSettings:
                 budget_fraction=float(task["budget_fraction"]),
                 confirm_margin=float(task["confirm_margin"]),
                 batch=int(task["batch"]),
+                runtime=str(task["runtime"]),
                 data_root=Path(data["root"]) if data["root"] else None,
                 val_images=int(data["val_images"]),
                 teacher=TeacherRecipe(seed=seed, placement=placement, **dict(task["teacher"])),
@@ -88,6 +93,9 @@ class ViTSettings:
                             "share of the unpruned model's latency")
         if not (math.isfinite(self.confirm_margin) and 0 <= self.confirm_margin < 1):
             raise UserError(f"task.confirm_margin={self.confirm_margin!r} must lie in [0, 1)")
+        if self.runtime not in RUNTIME_BACKENDS:
+            raise UserError(f"task.runtime={self.runtime!r} is not one of {sorted(RUNTIME_BACKENDS)}: "
+                            "onnxruntime times the exported graph, torch the eager model")
         if self.val_images < 1:
             raise UserError(f"task.data.val_images={self.val_images} must be at least 1: candidates are scored on "
                             "held-out validation images")

@@ -48,3 +48,17 @@ def test_a_module_twice_as_slow_reads_about_twice_as_slow():
     # Sleeping is not compute: it measures the harness, not the host's speed.
     row = speedup_of(Sleeper(6.0), Sleeper(3.0), (1, 1, 2, 2), rounds=4, runs=2, warmup=1)
     assert 1.6 < row.ratio < 2.4 and row.base.ms > row.other.ms
+
+
+def test_interleaved_in_onnxruntime_times_the_exported_graph():
+    """A bigger network reads slower than a smaller one in onnxruntime too; a phone backend
+    cannot be timed in this process."""
+    from latency_models.interleave import interleaved_in
+
+    small = nn.Conv2d(3, 8, 3, padding=1)
+    big = nn.Sequential(*[nn.Conv2d(3 if i == 0 else 32, 32, 3, padding=1) for i in range(6)])
+    timed = interleaved_in("onnxruntime-cpu", [(small, (1, 3, 64, 64)), (big, (1, 3, 64, 64))], 1, rounds=3)
+    assert all(t.ms > 0 and len(t.round_ms) == 3 and t.threads == 1 for t in timed)
+    assert timed[1].ms > 3 * timed[0].ms, timed
+    with pytest.raises(ValueError, match="local"):
+        interleaved_in("adb", [(small, (1, 3, 8, 8))])

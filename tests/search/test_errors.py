@@ -23,6 +23,9 @@ CASES = {
     "budget inf": (["budget_ms=inf"], "budget_ms"),
     "no validation images": (["task.data.val_images=0"], "task.data.val_images"),
     "vit budget fraction nan": (["task=vit", "device=cpu", "task.budget_fraction=nan"], "task.budget_fraction"),
+    "vit unknown runtime": (["task=vit", "device=cpu", "task.runtime=tensorrt"], "task.runtime"),
+    "vit backend beside its runtime": (["task=vit", "device=cpu", "latency=measured", "latency.backend=torch-cuda"],
+                                       "task.runtime"),
 }
 
 
