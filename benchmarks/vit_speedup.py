@@ -53,14 +53,13 @@ def ort_speedup(full: torch.nn.Module, pruned: torch.nn.Module, shape: tuple[int
     import onnxruntime as ort
 
     from latency_models.backends.onnx_export import export_onnx
+    from latency_models.backends.onnxruntime_cpu import session_options
 
     sessions = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, model in enumerate((full, pruned)):
             path = export_onnx(model.eval(), shape, Path(tmp) / f"m{i}.onnx")
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-            sessions.append(ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]))
+            sessions.append(ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"]))
     feed = {sessions[0].get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
     rows = interleaved_calls([partial(sess.run, None, feed) for sess in sessions], rounds=rounds, warmup=3)
     return Speedup(*(InterleavedTiming(min(r), tuple(r), threads) for r in rows))

@@ -19,9 +19,11 @@ class OnnxModule(nn.Module):
         super().__init__()
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        from latency_models.backends.onnxruntime_cpu import (
+            session_options,  # timed beside other files: no spinning
+        )
+
+        self.session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
         self._input = self.session.get_inputs()[0].name
         self._output = self.session.get_outputs()[0].name
 

@@ -62,3 +62,17 @@ def test_interleaved_in_onnxruntime_times_the_exported_graph():
     assert timed[1].ms > 3 * timed[0].ms, timed
     with pytest.raises(ValueError, match="local"):
         interleaved_in("adb", [(small, (1, 3, 8, 8))])
+
+
+def test_onnxruntime_sessions_timed_side_by_side_do_not_slow_each_other():
+    """Spin-waiting workers of one session took a core from the next: two identical sessions
+    interleaved at 2 threads ran 1.8x slower than one alone before session_options stopped it."""
+    from latency_models.backends.onnxruntime_cpu import session_options
+    from latency_models.interleave import interleaved_in
+
+    assert session_options(2).get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    net = nn.Sequential(*[nn.Conv2d(3 if i == 0 else 32, 32, 3, padding=1) for i in range(6)])
+    shape = (1, 3, 96, 96)
+    alone = interleaved_in("onnxruntime-cpu", [(net, shape)], 2, rounds=3)[0].ms
+    pair = interleaved_in("onnxruntime-cpu", [(net, shape), (net, shape)], 2, rounds=3)
+    assert max(t.ms for t in pair) < 1.35 * alone, (alone, pair)
