@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from latency_models.backends.onnxruntime_cpu import session_options
 from latency_models.interleave import interleaved_calls
 from tasks.sr.export import OnnxModule
 
@@ -33,7 +34,7 @@ def main() -> None:
     modules = []
     for path in files:
         if path.suffix == ".onnx":
-            modules.append(OnnxModule(path, args.threads))
+            modules.append(OnnxModule(path, options=session_options(args.threads)))
         else:
             from tasks.sr.tflite import TFLiteModule
 

@@ -4,6 +4,7 @@ came from (for scoring an export with the same code as the model), and their met
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,15 +16,16 @@ from spaces.atomic import atomic_path
 class OnnxModule(nn.Module):
     """The file's first input in, its first output out (float32)."""
 
-    def __init__(self, path: str | Path, threads: int = 1) -> None:
+    def __init__(self, path: str | Path, threads: int = 1, options: Any = None) -> None:
+        """``options``: an ``onnxruntime.SessionOptions`` (timing passes
+        ``latency_models.backends.onnxruntime_cpu.session_options``: no spin-waiting); else ``threads``."""
         super().__init__()
         import onnxruntime as ort
 
-        from latency_models.backends.onnxruntime_cpu import (
-            session_options,  # timed beside other files: no spinning
-        )
-
-        self.session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+        if options is None:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self.session.get_inputs()[0].name
         self._output = self.session.get_outputs()[0].name
 

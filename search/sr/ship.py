@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 import tasks.sr as sr
+from latency_models.backends.onnxruntime_cpu import session_options
 from search.console import say
 from search.file_timing import time_files
 from search.settings import ExportSettings
@@ -44,7 +45,7 @@ def export_all(model: torch.nn.Module, arch: Any, export: ExportSettings, evals:
     if "onnx" in export.formats:
         diff = sr.export_onnx(model, run_dir / "model.onnx", check=True)
         add_onnx_metadata(run_dir / "model.onnx", onnx_metadata(arch))
-        modules["model.onnx"] = OnnxModule(run_dir / "model.onnx", threads)
+        modules["model.onnx"] = OnnxModule(run_dir / "model.onnx", options=session_options(threads))
         files["model.onnx"] = {"format": "onnx", "precision": "fp32", "max_abs_diff_vs_pytorch": diff}
     if "tflite" in export.formats:
         _tflite(model, export, calibration_lr, threads, run_dir, modules, files)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 import tasks.vit as vit
+from latency_models.backends.onnxruntime_cpu import session_options
 from search.console import say
 from search.errors import UserError
 from search.file_timing import time_files
@@ -29,7 +30,7 @@ def export_files(setup: ViTSetup, student: torch.nn.Module, arch: Any) -> dict[s
     check = export_checked(student, run_dir / "model.onnx", setup.shape, setup.data)
     add_onnx_metadata(run_dir / "model.onnx", onnx_metadata(arch, setup.shape))
     files: dict[str, dict[str, Any]] = {"model.onnx": {"format": "onnx", "precision": "fp32", "check": check}}
-    modules: dict[str, torch.nn.Module] = {"model.onnx": OnnxModule(run_dir / "model.onnx", threads)}
+    modules: dict[str, torch.nn.Module] = {"model.onnx": OnnxModule(run_dir / "model.onnx", options=session_options(threads))}
     if "tflite" in export.formats:
         _tflite(setup, student, modules, files)
     reference = _predictions(student.eval(), setup.data, setup.shape[0])
