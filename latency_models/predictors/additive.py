@@ -137,12 +137,11 @@ class AdditivePredictor(LatencyPredictor):
 
     def arch_design(self, archs: Sequence[Any], input_hw: tuple[int, int] | None) -> tuple[np.ndarray, np.ndarray]:
         """(features ``(n, F)``, kernel-table ms ``(n,)``) per architecture."""
-        arch_ops = self.arch_ops
         if not (archs and all(type(a).__name__ == "WDSRBArch" for a in archs)):
-            op_lists = [arch_ops(a, input_hw) for a in archs]
+            op_lists = [self.arch_ops(a, input_hw) for a in archs]
             return self.features(op_lists), np.array([self.table_ms(ops) for ops in op_lists])
         bases = {(a.scale, a.channels): dataclasses.replace(a, blocks=()) for a in archs}
-        base_x = {k: self._network(arch_ops(b, input_hw)) for k, b in bases.items()}
+        base_x = {k: self._network(self.arch_ops(b, input_hw)) for k, b in bases.items()}
         block_x: dict[tuple, np.ndarray] = {}
         out = np.empty((len(archs), len(FEATURES) + 1))
         for i, a in enumerate(archs):
@@ -152,7 +151,7 @@ class AdditivePredictor(LatencyPredictor):
                 bk = (*key, b)
                 if bk not in block_x:
                     one = dataclasses.replace(bases[key], blocks=(b,))
-                    block_x[bk] = self._network(arch_ops(one, input_hw)) - base_x[key]
+                    block_x[bk] = self._network(self.arch_ops(one, input_hw)) - base_x[key]
                 x += block_x[bk]
             out[i] = x
         return self._checked(out[:, :-1]), out[:, -1]

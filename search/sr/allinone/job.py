@@ -13,6 +13,7 @@ from search.console import say
 from search.errors import UserError
 from search.settings import RunContext
 from search.sr.allinone.chain import PointChoice
+from search.sr.allinone.levels import MAX_LEVELS
 from search.sr.allinone.points import OperatingPoint, PointLatency, PointSet, point_estimator
 from search.sr.task import SRSettings
 from spaces import WDSRBArch
@@ -34,7 +35,7 @@ def options_from(strategy_options: dict[str, Any]) -> dict[str, Any]:
     return opts
 
 
-MAX_SPARE_LEVELS = 19  # 20 levels: levels.MAX_ASSIGNMENTS holds every combination at 3 points
+MAX_SPARE_LEVELS = MAX_LEVELS - 1  # under the top
 
 
 @dataclass

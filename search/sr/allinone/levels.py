@@ -89,7 +89,8 @@ def search_chain(search: Callable[[], list[PointChoice]], space: SRSpace, spare:
     return choices, chain
 
 
-MAX_ASSIGNMENTS = 20 ** 3
+MAX_LEVELS = 20  # a chain's levels, top included
+MAX_ASSIGNMENTS = MAX_LEVELS ** 3  # every assignment of them to 3 points
 
 
 @dataclass(frozen=True)
