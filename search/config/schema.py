@@ -168,6 +168,12 @@ class ViTFinalConf(ViTProxyConf):
 
 
 @dataclass
+class ViTPredictorConf:
+    samples: int = MISSING
+    quantile: float | None = MISSING
+
+
+@dataclass
 class ViTTask:
     name: str = MISSING
     model: ViTModelConf = field(default_factory=ViTModelConf)
@@ -178,6 +184,7 @@ class ViTTask:
     confirm_margin: float = MISSING
     batch: int = MISSING
     runtime: str = MISSING
+    predictor: ViTPredictorConf = field(default_factory=ViTPredictorConf)
     data: ViTDataConf = field(default_factory=ViTDataConf)
     teacher: ViTTeacherConf = field(default_factory=ViTTeacherConf)
     proxy: ViTProxyConf = field(default_factory=ViTProxyConf)

@@ -62,7 +62,7 @@ def confirmed_best(setup: ViTSetup, study: optuna.Study) -> FrozenTrial | None:
     One timing per trial lets noise pick winners: of many candidates near the budget, those timed
     low pass (measured here: a winner timed within 16.11 ms ran 18.12 ms after fine-tuning). The
     best :data:`MAX_RETIMED` feasible trials are re-timed in order of quality (if none holds, the
-    fastest feasible trial is taken); modelled latencies (a predictor) need no second look. Where
+    fastest feasible trial is taken); latencies of another device's model need no second look. Where
     the budget is a fraction of the unpruned model's latency, the unpruned model is timed beside
     each candidate and the fraction is checked: the host's speed moves between setting the budget
     and the end of a run (25% within one run here), a ratio timed side by side does not.
@@ -72,7 +72,7 @@ def confirmed_best(setup: ViTSetup, study: optuna.Study) -> FrozenTrial | None:
     """
     feasible = sorted((t for t in study.get_trials(deepcopy=False) if is_feasible(t)),
                       key=lambda t: (-t.values[0], t.number))
-    if not feasible or not setup.estimator.measured:
+    if not feasible or not setup.timed_here:
         return feasible[0] if feasible else None
     for trial in feasible[:MAX_RETIMED]:
         if _retimed_within(setup, trial):

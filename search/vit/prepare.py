@@ -16,6 +16,7 @@ from search.console import say
 from search.errors import UserError
 from search.latency import LatencyEstimator, make_estimator
 from search.settings import RunContext
+from search.vit.family_latency import fitted_estimator
 from search.vit.task import (
     RUNTIME_BACKENDS,
     ViTData,
@@ -48,6 +49,7 @@ class ViTSetup:
     teacher_info: dict[str, Any]
     space: TokenPruneSpace
     estimator: LatencyEstimator
+    timed_here: bool  # the trials' figures are this host's (timed, or predicted from timings made here)
 
     @property
     def budget_ms(self) -> float:
@@ -112,8 +114,12 @@ def prepare_vit(ctx: RunContext) -> ViTSetup:
                         f"({floor_ms:.2f} ms at keep rate {space.min_keep}); raise it")
     say(f"task=vit {cfg.model_name} device={ctx.device.name}: unpruned {unpruned_ms:.2f} ms, budget "
         f"{budget_ms:.2f} ms; latency: {estimator.source}")
+    timed_here = estimator.measured
+    if timed_here and cfg.predictor.samples:
+        estimator = fitted_estimator(ctx.device, space, lambda arch: pruned(teacher, arch), input_shape(cfg, data),
+                                     RUNTIME_BACKENDS[cfg.runtime], unpruned_ms, cfg.predictor, seed)
     ctx = replace(ctx, settings=replace(settings, budget_ms=budget_ms))
-    return ViTSetup(ctx, cfg, data, teacher, teacher_info, space, estimator)
+    return ViTSetup(ctx, cfg, data, teacher, teacher_info, space, estimator, timed_here)
 
 
 def input_shape(cfg: ViTSettings, data: ViTData) -> tuple[int, int, int, int]:

@@ -20,6 +20,7 @@ from search.errors import UserError
 from search.latency import LatencyEstimator
 from search.settings import cache_root
 from search.study.objective import ConstrainedObjective
+from search.vit.family_latency import FamilyFit
 from spaces import ArchError
 from spaces.atomic import atomic_path, write_text_atomic
 from spaces.vit import TokenPruneSpace, default_stages
@@ -51,6 +52,7 @@ class ViTSettings:
     confirm_margin: float
     batch: int
     runtime: str
+    predictor: FamilyFit
     data_root: Path | None
     val_images: int
     teacher: TeacherRecipe
@@ -76,6 +78,7 @@ class ViTSettings:
                 confirm_margin=float(task["confirm_margin"]),
                 batch=int(task["batch"]),
                 runtime=str(task["runtime"]),
+                predictor=FamilyFit.from_task(dict(task["predictor"])),
                 data_root=Path(data["root"]) if data["root"] else None,
                 val_images=int(data["val_images"]),
                 teacher=TeacherRecipe(seed=seed, placement=placement, **dict(task["teacher"])),

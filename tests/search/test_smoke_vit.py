@@ -123,4 +123,16 @@ def test_figures_are_timed_in_onnxruntime_and_match_the_exported_file(vit_run):
     rows = interleaved_calls([lambda: session.run(None, feed)], rounds=5, runs=10, warmup=5)
     independent = min(rows[0])
     # minutes apart on a shared host: a loose bound here; the closing note quotes the default run's
-    assert abs(best["measured_latency_ms"] / independent - 1) < 0.3, (best["measured_latency_ms"], independent)
+    assert abs(best["measured_latency_ms"] / independent - 1) < 0.4, (best["measured_latency_ms"], independent)
+
+
+def test_trials_are_constrained_by_a_predictor_fitted_on_the_pruned_family(vit_run):
+    """The trials' figures are the latency toolkit's predictor, fitted at the start on members timed
+    beside the unpruned model (conf/task/vit.yaml task.predictor), and the winner was re-timed."""
+    run_dir, stdout = vit_run
+    source = json.loads((run_dir / "result.json").read_text())["best"]["latency_source"]
+    assert source["kind"] == "predictor" and not source["measured"]
+    assert "token-pruned members timed in onnxruntime-cpu" in source["source"] and "upper 75% bound" in source["source"]
+    assert "8/8 members timed beside the unpruned model" in stdout
+    assert "cross-validated on the members: within_5pct" in source["notes"][0]
+    assert "re-timing trial #" in stdout  # fitted here: the best candidates are confirmed by timing
