@@ -1,11 +1,12 @@
 """Token-pruning speedup of timm ViTs on this CPU (random init: latency does not depend on weights).
 
     python benchmarks/vit_speedup.py [--rounds 15] [--batch 1] [--models deit_tiny_patch16_224 ...]
-    python benchmarks/vit_speedup.py --runtime onnxruntime     # the exported ONNX models in onnxruntime
-    python benchmarks/vit_speedup.py --methods selector bound  # against the no-scoring bound
+    python benchmarks/vit_speedup.py --runtime onnxruntime     # only the exported ONNX models in onnxruntime
+    python benchmarks/vit_speedup.py --methods selector bound  # only the selectors and the no-scoring bound
 
-Prints one row per (model, method, threads, batch): median full and pruned latency in ms and the
-speedup, selectors (or EViT's class-attention scoring) included. Keep rates (0.7, 0.49, 0.343)
+Prints one row per (runtime, model, method, threads, batch): full and pruned latency in ms, the
+speed-up (selectors' or EViT's scoring included) and its share of the no-scoring bound's speed-up,
+all timed in the same interleaved rounds. Keep rates (0.7, 0.49, 0.343)
 before blocks 3, 6, 9 (0-based) by default, as SPViT.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 import timm
 import torch
 
-from latency_models.interleave import InterleavedTiming, Speedup, interleaved_calls, speedup_of
+from latency_models.interleave import InterleavedTiming, Speedup, interleaved_calls, interleaved_ms
 from spaces.vit import default_stages, kept_tokens
 from tasks.vit import evit_baseline, patch_token_selectors
 
@@ -46,10 +47,12 @@ class SliceBound(torch.nn.Module):
         return vit.forward_head(vit.norm(x))
 
 
-def ort_speedup(full: torch.nn.Module, pruned: torch.nn.Module, shape: tuple[int, ...], threads: int,
-                rounds: int) -> Speedup:
-    """As :func:`speedup_of`, for both models exported to ONNX and run in onnxruntime (CPU,
-    ``threads`` intra-op threads, full graph optimisation), timed in the same interleaved rounds."""
+def timed_rows(runtime: str, models: list[torch.nn.Module], shape: tuple[int, ...], threads: int,
+               rounds: int) -> list[InterleavedTiming]:
+    """Every model timed in the same interleaved rounds: eager torch, or exported to ONNX and run in
+    onnxruntime (CPU, ``threads`` intra-op threads, full graph optimisation, no spinning)."""
+    if runtime == "torch":
+        return interleaved_ms([(m, shape) for m in models], threads, rounds=rounds, warmup=3)
     import onnxruntime as ort
 
     from latency_models.backends.onnx_export import export_onnx
@@ -57,12 +60,19 @@ def ort_speedup(full: torch.nn.Module, pruned: torch.nn.Module, shape: tuple[int
 
     sessions = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, model in enumerate((full, pruned)):
+        for i, model in enumerate(models):
             path = export_onnx(model.eval(), shape, Path(tmp) / f"m{i}.onnx")
             sessions.append(ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"]))
     feed = {sessions[0].get_inputs()[0].name: np.random.default_rng(0).standard_normal(shape, dtype=np.float32)}
     rows = interleaved_calls([partial(sess.run, None, feed) for sess in sessions], rounds=rounds, warmup=3)
-    return Speedup(*(InterleavedTiming(min(r), tuple(r), threads) for r in rows))
+    return [InterleavedTiming(min(r), tuple(r), threads) for r in rows]
+
+
+def pruned_model(model: torch.nn.Module, method: str, keep_rates: list[float]) -> torch.nn.Module:
+    if method == "bound":
+        return SliceBound(model, keep_rates, default_stages(len(model.blocks))).eval()
+    build = patch_token_selectors if method == "selector" else evit_baseline
+    return build(model, keep_rates).eval()
 
 
 def main() -> None:
@@ -71,31 +81,32 @@ def main() -> None:
     parser.add_argument("--keep-rates", nargs="+", type=float, default=[0.7, 0.49, 0.343])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--batch", nargs="+", type=int, default=[1])
-    parser.add_argument("--methods", nargs="+", default=["selector", "evit"], choices=["selector", "evit", "bound"],
+    parser.add_argument("--methods", nargs="+", default=["selector", "evit", "bound"],
+                        choices=["selector", "evit", "bound"],
                         help="bound: first tokens kept, no scoring (SliceBound): the fastest any method can be")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (3 runs each)")
-    parser.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch")
+    parser.add_argument("--runtime", nargs="+", choices=["torch", "onnxruntime"], default=["torch", "onnxruntime"])
     args = parser.parse_args()
-    timed = speedup_of if args.runtime == "torch" else ort_speedup
 
-    print(f"runtime: {args.runtime}")
-    print("| model | method | threads | batch | full ms | pruned ms | speedup (median of round ratios) | spread |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("Each row: the unpruned model and every method timed in the same interleaved rounds; speed-up = median "
+          "over rounds of unpruned / pruned; share = that speed-up / the no-scoring bound's, same rounds.")
+    print("| runtime | model | method | threads | batch | full ms | pruned ms | speed-up | share of bound | spread |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name in args.models:
         model = timm.create_model(name, pretrained=False).eval()
         size = model.patch_embed.img_size
-        for method in args.methods:
-            if method == "bound":
-                pruned = SliceBound(model, args.keep_rates, default_stages(len(model.blocks))).eval()
-            else:
-                build = patch_token_selectors if method == "selector" else evit_baseline
-                pruned = build(model, args.keep_rates).eval()
+        pruned = [pruned_model(model, m, args.keep_rates) for m in args.methods]
+        for runtime in args.runtime:
             for threads in args.threads:
                 for batch in args.batch:
-                    row = timed(model, pruned, (batch, 3, *size), threads, rounds=args.rounds)
-                    print(f"| {name} | {method} | {threads} | {batch} | {row.base.ms:.1f} | "
-                          f"{row.other.ms:.1f} | {row.ratio:.2f} | {max(row.base.spread, row.other.spread):.2f} |",
-                          flush=True)
+                    rows = timed_rows(runtime, [model, *pruned], (batch, 3, *size), threads, args.rounds)
+                    speedups = [Speedup(rows[0], row).ratio for row in rows[1:]]
+                    bound = speedups[args.methods.index("bound")] if "bound" in args.methods else None
+                    for method, row, speedup in zip(args.methods, rows[1:], speedups):
+                        share = "" if bound is None else f"{speedup / bound:.1%}"
+                        print(f"| {runtime} | {name} | {method} | {threads} | {batch} | {rows[0].ms:.1f} | "
+                              f"{row.ms:.1f} | {speedup:.3f} | {share} | {max(rows[0].spread, row.spread):.2f} |",
+                              flush=True)
 
 
 if __name__ == "__main__":

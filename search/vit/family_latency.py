@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 import latency_models
-from latency_models.learn import MIN_SAMPLES
 from latency_models.interleave import interleaved_in
+from latency_models.learn import MIN_SAMPLES
 from search.console import say
 from search.errors import UserError
 from search.latency import LatencyEstimator
