@@ -98,9 +98,12 @@ def interleaved_ms(models: Sequence[tuple[nn.Module, Sequence[int]]], threads: i
 
 
 def interleaved_in(backend: str, models: Sequence[tuple[nn.Module, Sequence[int]]], threads: int = 1, *,
-                   rounds: int = 5, runs: int = 3, warmup: int = 2, settle: int = 0) -> list[InterleavedTiming]:
+                   rounds: int = 5, runs: int = 3, warmup: int = 2, settle: int = 0,
+                   calls: Sequence[Callable[[], object]] = ()) -> list[InterleavedTiming]:
     """As :func:`interleaved_ms`, in the local backend named ``backend`` (``"onnxruntime-cpu"``:
-    each module exported to ONNX once and run by onnxruntime, as deployed; ``"torch-cpu"``)."""
+    each module exported to ONNX once and run by onnxruntime, as deployed; ``"torch-cpu"``).
+    ``calls`` (ready calls, e.g. a shipped file's session) are timed in the same rounds; their
+    timings follow the models'."""
     from contextlib import ExitStack
 
     from latency_models.backends import LocalBackend, get_backend, registered_backends
@@ -110,8 +113,8 @@ def interleaved_in(backend: str, models: Sequence[tuple[nn.Module, Sequence[int]
         raise ValueError(f"backend {backend!r} does not run in this process; interleaved timing needs a local one")
     impl = get_backend(backend)  # an unknown name: its own error, listing the known ones
     with ExitStack() as stack:
-        calls = [stack.enter_context(impl.session(module.eval(), tuple(shape), threads)) for module, shape in models]
-        per_round = interleaved_calls(calls, rounds=rounds, runs=runs, warmup=warmup, settle=settle)
+        sessions = [stack.enter_context(impl.session(module.eval(), tuple(shape), threads)) for module, shape in models]
+        per_round = interleaved_calls([*sessions, *calls], rounds=rounds, runs=runs, warmup=warmup, settle=settle)
     return [InterleavedTiming(min(rows), tuple(rows), threads) for rows in per_round]
 
 

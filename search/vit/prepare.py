@@ -4,13 +4,13 @@ latency), and how candidates are timed side by side after the search."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
-from latency_models.interleave import interleaved_in
+from latency_models.interleave import InterleavedTiming, interleaved_in
 from search.config.schema import MeasuredLatencyConf
 from search.console import say
 from search.errors import UserError
@@ -87,12 +87,19 @@ class ViTSetup:
                 "batch": self.cfg.batch, "where": "measured on this host"}
 
     def timed_ms(self, models: dict[str, torch.nn.Module], rounds: int) -> dict[str, float]:
-        """Measured ms of each model on this host in the run's runtime, timed interleaved
-        (``latency_models.interleave``: order reversed every round, the least round median)."""
+        """Measured ms of each model on this host in the run's runtime (:meth:`timed`)."""
+        return {name: timing.ms for name, timing in self.timed(models, rounds).items()}
+
+    def timed(self, models: dict[str, torch.nn.Module], rounds: int,
+              calls: dict[str, Callable[[], object]] | None = None) -> dict[str, InterleavedTiming]:
+        """Each model in the run's runtime and each of ``calls`` (a shipped file's session) timed
+        interleaved on this host (``latency_models.interleave``: order reversed every round, the
+        least round median), by name."""
+        calls = calls or {}
         timings = interleaved_in(self.backend, [(model.eval(), self.shape) for model in models.values()],
                                  self.ctx.device.measure_threads, rounds=rounds, runs=TIMED_RUNS,
-                                 warmup=TIMED_WARMUP)
-        return {name: timing.ms for name, timing in zip(models, timings)}
+                                 warmup=TIMED_WARMUP, calls=list(calls.values()))
+        return dict(zip([*models, *calls], timings))
 
 
 def prepare_vit(ctx: RunContext) -> ViTSetup:

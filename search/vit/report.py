@@ -32,7 +32,8 @@ def write_vit_report(result: Result, path: Path) -> None:
         f"Searched keep rates {arch['keep_rates']} at stages {arch['stages']} "
         f"({best['chosen_by']}, {result.strategy}).",
         f"Runtime: {_runtime_line(runtime)}.",
-        f"Measured after fine-tuning: {best['measured_latency_ms']:.2f} ms "
+        f"Measured after fine-tuning ({best.get('measured_as', 'the fine-tuned model')}): "
+        f"{best['measured_latency_ms']:.2f} ms "
         f"({best['latency_ratio_to_unpruned']:.2f} x the unpruned model timed beside it), "
         f"{'within' if best['meets_budget'] else 'OVER'} the budget"
         f"{'' if result.budget_rule == 'given' else ' (judged by that ratio)'}; top-1 drop vs teacher "

@@ -1,7 +1,8 @@
 """The files a found ViT ships as: ``model.onnx`` always (checked against PyTorch image by image)
 and, with ``tflite`` in ``export.formats``, the TFLite files at each of ``export.precision``.
-Every file is scored on the held-out test images in its own runtime (top-1, and how often its top class is PyTorch's) and timed on this host in that runtime,
-interleaved: figures measured here, not on the device."""
+Every file is scored on the held-out test images in its own runtime (top-1, and how often its top
+class is PyTorch's); the final timing (:mod:`search.vit.finish`) times each in that runtime on this
+host, in the same interleaved rounds as the models: figures measured here, not on the device."""
 
 from __future__ import annotations
 
@@ -16,16 +17,18 @@ import tasks.vit as vit
 from latency_models.backends.onnxruntime_cpu import session_options
 from search.console import say
 from search.errors import UserError
-from search.file_timing import time_files
 from search.vit.prepare import ViTSetup
 from search.vit.task import ViTData
 from tasks.litert import FILE_NAMES, TFLiteModule
 from tasks.onnx_file import OnnxModule, add_onnx_metadata
 
 
-def export_files(setup: ViTSetup, student: torch.nn.Module, arch: Any) -> dict[str, dict[str, Any]]:
-    """Write, score and time every requested file; ``{file: {format, precision, bytes, test_top1,
-    top1_diff_vs_pytorch, agreement_with_pytorch, latency_ms_here, ...}}``."""
+def export_files(setup: ViTSetup, student: torch.nn.Module, arch: Any
+                 ) -> tuple[dict[str, dict[str, Any]], dict[str, torch.nn.Module]]:
+    """Write and score every requested file: ``{file: {format, precision, bytes, test_top1,
+    top1_diff_vs_pytorch, agreement_with_pytorch, ...}}`` and each file's module in its own
+    runtime (``invoke(array)``), which the final timing times beside the models
+    (:func:`search.file_timing.record_file_timings` adds ``latency_ms_here``)."""
     run_dir, threads, export = setup.ctx.run_dir, setup.ctx.device.measure_threads, setup.ctx.export
     check = export_checked(student, run_dir / "model.onnx", setup.shape, setup.data)
     add_onnx_metadata(run_dir / "model.onnx", onnx_metadata(arch, setup.shape))
@@ -37,12 +40,14 @@ def export_files(setup: ViTSetup, student: torch.nn.Module, arch: Any) -> dict[s
     for name, module in modules.items():
         files[name].update(bytes=(run_dir / name).stat().st_size,
                            **_scored(_predictions(module, setup.data, setup.shape[0]), reference))
-    time_files(modules, files, setup.shape, threads)
+    return files, modules
+
+
+def say_files(files: dict[str, dict[str, Any]]) -> None:
     for name, row in files.items():
         say(f"export: {name} ({row['bytes'] / 1e3:.0f} kB) test top-1 {row['test_top1']:.2f}% "
             f"({row['top1_diff_vs_pytorch']:+.2f} vs PyTorch, same top class on {row['agreement_with_pytorch']:.1%}); "
             f"{row['latency_ms_here']:.2f} ms here ({row['latency_runtime']})")
-    return files
 
 
 def onnx_metadata(arch: Any, shape: tuple[int, ...]) -> dict[str, str]:

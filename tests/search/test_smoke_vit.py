@@ -114,6 +114,9 @@ def test_figures_are_timed_in_onnxruntime_and_match_the_exported_file(vit_run):
     assert runtime["name"] == "onnxruntime" and runtime["backend"] == "onnxruntime-cpu"
     assert "onnxruntime-cpu" in best["latency_source"]["source"]
     assert "Runtime: onnxruntime (`onnxruntime-cpu` backend" in (run_dir / "report.md").read_text()
+    # the reported figure is the shipped file, timed in the final rounds beside the unpruned model
+    assert best["measured_latency_ms"] == best["export"]["model.onnx"]["latency_ms_here"]
+    assert best["measured_as"].startswith("the shipped model.onnx in onnxruntime")
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = runtime["threads"], 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
