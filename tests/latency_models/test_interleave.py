@@ -73,6 +73,8 @@ def test_onnxruntime_sessions_timed_side_by_side_do_not_slow_each_other():
     assert session_options(2).get_session_config_entry("session.intra_op.allow_spinning") == "0"
     net = nn.Sequential(*[nn.Conv2d(3 if i == 0 else 32, 32, 3, padding=1) for i in range(6)])
     shape = (1, 3, 96, 96)
-    alone = interleaved_in("onnxruntime-cpu", [(net, shape)], 2, rounds=3)[0].ms
-    pair = interleaved_in("onnxruntime-cpu", [(net, shape), (net, shape)], 2, rounds=3)
-    assert max(t.ms for t in pair) < 1.35 * alone, (alone, pair)
+    alone, pair = [], []
+    for _ in range(2):  # alternated, the least of each: one slow phase of the host read 1.56x once
+        alone.append(interleaved_in("onnxruntime-cpu", [(net, shape)], 2, rounds=3)[0].ms)
+        pair.append(max(t.ms for t in interleaved_in("onnxruntime-cpu", [(net, shape), (net, shape)], 2, rounds=3)))
+    assert min(pair) < 1.35 * min(alone), (alone, pair)
