@@ -128,7 +128,14 @@ class Speedup:
 
     @property
     def ratio(self) -> float:
-        return statistics.median(b / o for b, o in zip(self.base.round_ms, self.other.round_ms))
+        return paired_ratio(self.base, self.other)
+
+
+def paired_ratio(a: InterleavedTiming, b: InterleavedTiming) -> float:
+    """``a``'s latency over ``b``'s, both timed in the same interleaved rounds: the median over
+    rounds of each round's ratio. A slow phase of the host moves both sides of a round together,
+    whereas the ratio of the least round medians pairs figures from different rounds."""
+    return statistics.median(x / y for x, y in zip(a.round_ms, b.round_ms))
 
 
 def speedup_of(base: nn.Module, other: nn.Module, shape: Sequence[int], threads: int = 1, *,

@@ -13,7 +13,6 @@ re-timed beside the unpruned model (:func:`search.vit.optuna_run.confirmed_best`
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +20,13 @@ from typing import Any
 import torch
 
 import latency_models
-from latency_models.interleave import interleaved_in
+from latency_models.interleave import interleaved_in, paired_ratio
 from latency_models.learn import MIN_SAMPLES
 from search.console import say
 from search.errors import UserError
 from search.latency import LatencyEstimator
 from search.settings import DeviceProfile
+from search.vit.latency_check import MEMBER, LatencyCheck
 from spaces.sampling import RandomSuggester
 from spaces.vit import TokenPruneArch, TokenPruneSpace
 
@@ -83,7 +83,7 @@ def timed_ratios(build: Callable[[Any], torch.nn.Module], archs: Sequence[TokenP
         group = [(build(a), shape) for a in archs[start:start + GROUP]]
         timed = interleaved_in(backend, [*group, (unpruned, shape)], threads, rounds=ROUNDS, runs=RUNS,
                                warmup=WARMUP, settle=SETTLE)
-        ratios += [statistics.median(c / u for c, u in zip(t.round_ms, timed[-1].round_ms)) for t in timed[:-1]]
+        ratios += [paired_ratio(t, timed[-1]) for t in timed[:-1]]
         say(f"latency predictor: {len(ratios)}/{len(archs)} members timed beside the unpruned model "
             f"(last ratio {ratios[-1]:.3f})")
     return ratios
@@ -91,9 +91,10 @@ def timed_ratios(build: Callable[[Any], torch.nn.Module], archs: Sequence[TokenP
 
 def fitted_estimator(device: DeviceProfile, space: TokenPruneSpace, build: Callable[[Any], torch.nn.Module],
                      shape: tuple[int, ...], backend: str, reference_ms: float, fit: FamilyFit,
-                     seed: int) -> LatencyEstimator:
+                     seed: int) -> tuple[LatencyEstimator, LatencyCheck]:
     """An estimator whose figures are the predictor's (upper bound) in the units of ``reference_ms``,
-    the unpruned model's latency the budget was set from."""
+    the unpruned model's latency the budget was set from, and the check it starts with (its
+    members, in sample)."""
     threads = device.measure_threads
     archs = family_members(space, fit.samples, seed)
     unpruned = build(space.unpruned())
@@ -107,12 +108,16 @@ def fitted_estimator(device: DeviceProfile, space: TokenPruneSpace, build: Calla
         return [predictor.predict(build(a), shape, **extra) for a in members]
 
     bound = "point prediction" if fit.quantile is None else f"upper {fit.quantile:.0%} bound"
+    check = LatencyCheck(reference_ms, bound)
+    for arch, ratio, (model, _, _) in zip(archs, ratios, samples):
+        check.add(MEMBER, arch.keep_rates, ratio, predictor.predict(model, shape),
+                  predictor.predict(model, shape, **extra))
     source = (f"latency_models additive predictor fitted here on {len(archs)} token-pruned members timed in "
               f"{backend} ({threads} thread(s), input {shape}) beside the unpruned model, in units of its "
               f"{reference_ms:.2f} ms; {bound}")
     note = f"cross-validated on the members: {_metrics_text(cv)}"
     say(f"latency predictor: {note}")
-    return LatencyEstimator("predictor", device, source, False, predict, [note], predictor=predictor)
+    return LatencyEstimator("predictor", device, source, False, predict, [note], predictor=predictor), check
 
 
 def _metrics_text(cv: dict[str, float]) -> str:

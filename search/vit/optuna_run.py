@@ -7,6 +7,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial
 
+from latency_models.interleave import paired_ratio
 from search.console import say
 from search.errors import UserError
 from search.result import Result
@@ -15,6 +16,7 @@ from search.study.engine import open_study, run_study
 from search.study.progress import is_feasible
 from search.study.worker import search_only_result
 from search.vit.finish import Found, finish_vit
+from search.vit.latency_check import RETIMED
 from search.vit.prepare import ViTSetup, prepare_vit
 from search.vit.task import describe_trial, pruned, vit_objective
 from spaces import arch_from_dict
@@ -90,10 +92,13 @@ def _retimed_within(setup: ViTSetup, trial: FrozenTrial) -> bool:
     models = {"candidate": pruned(setup.teacher, arch)}
     if setup.fraction is not None:
         models["unpruned"] = setup.teacher
-    ms = setup.timed_ms(models, RETIME_ROUNDS)
-    ok = setup.meets_budget(ms["candidate"], ms.get("unpruned"), margin=setup.cfg.confirm_margin)
-    beside = (f", {ms['candidate'] / ms['unpruned']:.3f} x unpruned ({ms['unpruned']:.2f} ms)"
-              if "unpruned" in ms else "")
-    say(f"re-timing trial #{trial.number} keep {arch.keep_rates}: {ms['candidate']:.2f} ms{beside} "
+    timed = setup.timed(models, RETIME_ROUNDS)
+    ms = timed["candidate"].ms
+    ratio = paired_ratio(timed["candidate"], timed["unpruned"]) if "unpruned" in timed else None
+    if ratio is not None:
+        setup.check_latency(RETIMED, arch, models["candidate"], ratio)
+    ok = setup.meets_budget(ms, ratio, margin=setup.cfg.confirm_margin)
+    beside = "" if ratio is None else f", {ratio:.3f} x unpruned ({timed['unpruned'].ms:.2f} ms)"
+    say(f"re-timing trial #{trial.number} keep {arch.keep_rates}: {ms:.2f} ms{beside} "
         f"({'confirmed' if ok else 'over budget when re-timed, next'})")
     return ok

@@ -17,6 +17,7 @@ from search.errors import UserError
 from search.latency import LatencyEstimator, make_estimator
 from search.settings import RunContext
 from search.vit.family_latency import fitted_estimator
+from search.vit.latency_check import LatencyCheck
 from search.vit.task import (
     RUNTIME_BACKENDS,
     ViTData,
@@ -50,6 +51,7 @@ class ViTSetup:
     space: TokenPruneSpace
     estimator: LatencyEstimator
     timed_here: bool  # the trials' figures are this host's (timed, or predicted from timings made here)
+    check: LatencyCheck | None = None  # the fitted predictor against timings (None: trials timed, or not here)
 
     @property
     def budget_ms(self) -> float:
@@ -68,18 +70,26 @@ class ViTSetup:
     def budget_rule(self) -> str:
         return "given" if self.fraction is None else f"{self.fraction:g} x unpruned latency"
 
-    def meets_budget(self, ms: float, unpruned_ms: float | None, margin: float = 0.0) -> bool:
-        """Within budget, ``margin`` (a fraction) of it left free: ``ms / unpruned_ms`` against the
-        fraction where the budget is one (both timed side by side), else ``ms`` against budget_ms."""
+    def meets_budget(self, ms: float, ratio: float | None, margin: float = 0.0) -> bool:
+        """Within budget, ``margin`` (a fraction) of it left free: ``ratio`` (the latency over the
+        unpruned model's, timed in the same rounds: ``latency_models.interleave.paired_ratio``)
+        against the fraction where the budget is one, else ``ms`` against budget_ms."""
         keep = 1.0 - margin
-        if self.fraction is not None and unpruned_ms:
-            return ms / unpruned_ms <= self.fraction * keep
+        if self.fraction is not None and ratio is not None:
+            return ratio <= self.fraction * keep
         return ms <= self.budget_ms * keep
 
     @property
     def backend(self) -> str:
         """The latency_models backend of ``task.runtime``: what every figure of the run is timed in."""
         return RUNTIME_BACKENDS[self.cfg.runtime]
+
+    def check_latency(self, kind: str, arch: Any, model: torch.nn.Module, ratio: float) -> None:
+        """Record the fitted predictor's point and bound for ``arch`` against ``ratio`` (its latency
+        timed beside the unpruned model); nothing where the trials were not predicted."""
+        if self.check is not None and self.estimator.predictor is not None:
+            self.check.add(kind, arch.keep_rates, ratio, self.estimator.predictor.predict(model, self.shape),
+                           self.estimator.latency_ms(arch))
 
     def runtime_info(self) -> dict[str, Any]:
         """What the run's figures were timed in: ``task.runtime``, its backend, threads, batch."""
@@ -121,12 +131,12 @@ def prepare_vit(ctx: RunContext) -> ViTSetup:
                         f"({floor_ms:.2f} ms at keep rate {space.min_keep}); raise it")
     say(f"task=vit {cfg.model_name} device={ctx.device.name}: unpruned {unpruned_ms:.2f} ms, budget "
         f"{budget_ms:.2f} ms; latency: {estimator.source}")
-    timed_here = estimator.measured
+    timed_here, check = estimator.measured, None
     if timed_here and cfg.predictor.samples:
-        estimator = fitted_estimator(ctx.device, space, lambda arch: pruned(teacher, arch), input_shape(cfg, data),
+        estimator, check = fitted_estimator(ctx.device, space, lambda arch: pruned(teacher, arch), input_shape(cfg, data),
                                      RUNTIME_BACKENDS[cfg.runtime], unpruned_ms, cfg.predictor, seed)
     ctx = replace(ctx, settings=replace(settings, budget_ms=budget_ms))
-    return ViTSetup(ctx, cfg, data, teacher, teacher_info, space, estimator, timed_here)
+    return ViTSetup(ctx, cfg, data, teacher, teacher_info, space, estimator, timed_here, check)
 
 
 def input_shape(cfg: ViTSettings, data: ViTData) -> tuple[int, int, int, int]:

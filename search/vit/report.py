@@ -34,7 +34,7 @@ def write_vit_report(result: Result, path: Path) -> None:
         f"Runtime: {_runtime_line(runtime)}.",
         f"Measured after fine-tuning ({best.get('measured_as', 'the fine-tuned model')}): "
         f"{best['measured_latency_ms']:.2f} ms "
-        f"({best['latency_ratio_to_unpruned']:.2f} x the unpruned model timed beside it), "
+        f"({best['latency_ratio_to_unpruned']:.2f} x the unpruned model timed beside it, median of per-round ratios), "
         f"{'within' if best['meets_budget'] else 'OVER'} the budget"
         f"{'' if result.budget_rule == 'given' else ' (judged by that ratio)'}; top-1 drop vs teacher "
         f"{best['top1_drop_vs_teacher']:.2f} points.",
@@ -43,6 +43,7 @@ def write_vit_report(result: Result, path: Path) -> None:
         "",
         _search_line(result),
         "",
+        *_check_lines(best.get("latency_check")),
         *_export_rows(best.get("export") or {}),
     ]
     write_text_atomic(path, "\n".join(lines))
@@ -69,6 +70,20 @@ def _export_rows(files: dict) -> list[str]:
                     f"({f['top1_diff_vs_pytorch']:+.2f}) | {f['agreement_with_pytorch']:.1%} | "
                     f"{f['latency_ms_here']:.2f} | {f['latency_runtime']} |")
     return rows + [""]
+
+
+def _check_lines(check: dict | None) -> list[str]:
+    """The fitted predictor against timings of the same run (latency_predictor.png)."""
+    if not check:
+        return []
+    held, members = check["held_out"], check["members_in_sample"]
+    text = (f"Latency predictor (point prediction vs timed beside the unpruned model): "
+            f"{members['n']} fitting members in sample, median error {members['median_abs_error_pct']:.1f}%")
+    if held:
+        text += (f"; {held['n']} held out (re-timed candidates, final model), median error "
+                 f"{held['median_abs_error_pct']:.1f}%, worst {held['worst_error_pct']:+.1f}%, timed at or under "
+                 f"the constraint's {check['bound']} in {check['held_out_under_bound']:.0%}")
+    return [text + ". See latency_predictor.png.", ""]
 
 
 def _search_line(result: Result) -> str:

@@ -78,3 +78,14 @@ def test_onnxruntime_sessions_timed_side_by_side_do_not_slow_each_other():
         alone.append(interleaved_in("onnxruntime-cpu", [(net, shape)], 2, rounds=3)[0].ms)
         pair.append(max(t.ms for t in interleaved_in("onnxruntime-cpu", [(net, shape), (net, shape)], 2, rounds=3)))
     assert min(pair) < 1.35 * min(alone), (alone, pair)
+
+
+def test_paired_ratio_pairs_rounds_so_a_quiet_moment_of_one_model_does_not_decide():
+    """The unpruned model caught a quiet moment in round 2 (10 ms against 12): the least round
+    medians pair it with the candidate's usual 7.2 ms (0.72); paired round by round, 0.6 holds."""
+    from latency_models.interleave import InterleavedTiming, paired_ratio
+
+    unpruned = InterleavedTiming(10.0, (12.0, 10.0, 12.0), 2)
+    candidate = InterleavedTiming(7.2, (7.2, 7.2, 7.2), 2)
+    assert candidate.ms / unpruned.ms == pytest.approx(0.72)
+    assert paired_ratio(candidate, unpruned) == pytest.approx(0.6)

@@ -50,7 +50,7 @@ def test_device_profiles_list_operating_points():
     points = PointSet.from_config(cpu_points, cpu)
     assert points.kind == "load" and points.measured
     assert [(p.load, p.threads) for p in points.points] == [("idle", 2), ("cpu", 2)]
-    assert "busy: cpu 50% of the time at 2 thread(s)" in points.source and points.points[1].duty == 0.5
+    assert "busy: cpu 100% of the time at 2 thread(s)" in points.source and points.points[1].duty == 1.0
     with pytest.raises(UserError, match="duty=2.0"):
         PointSet.from_config({"kind": "load", "points": [{"name": "a", "load": "cpu", "duty": 2},
                                                          {"name": "b", "load": "idle"}]}, cpu)

@@ -11,7 +11,8 @@ after a switch pays the change; the timing's repeats and median absorb it). Load
   neighbours take from a shared VM;
 - ``cpu``: one process computing on a core (in cache) for ``duty`` of every 10 ms (1: always).
   In default ``device=cpu`` All-in-One runs (2 torch threads, WDSR-B at 180x320, interleaved)
-  duty 0.5 slowed the fixed 6-block network 1.70x and the 16-block template 1.63-1.85x;
+  duty 0.5 slowed the fixed 6-block network 1.70x and the 16-block template 1.63-1.85x; duty 1
+  (the default busy point) the fixed 4-block network 2.18x and the template 2.86x;
   ``python benchmarks/loads.py`` prints every load's slowdown side by side.
 
 Every child is stopped when the run ends, also on error (``atexit``), and exits when its parent
