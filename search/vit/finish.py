@@ -112,9 +112,9 @@ def _final_timing(setup: ViTSetup, models: dict[str, torch.nn.Module], files: di
 
 
 def _measured_as(setup: ViTSetup) -> str:
-    if setup.cfg.runtime == "onnxruntime":
-        return f"the shipped model.onnx in onnxruntime, {FINAL_ROUNDS} rounds interleaved with EViT and the unpruned model"
-    return f"the fine-tuned model in eager torch, {FINAL_ROUNDS} rounds interleaved with EViT and the unpruned model"
+    what = ("the shipped model.onnx in onnxruntime" if setup.cfg.runtime == "onnxruntime"
+            else "the fine-tuned model in eager torch")
+    return f"{what}, {FINAL_ROUNDS} rounds interleaved with EViT and the unpruned model"
 
 
 def _result(setup: ViTSetup, found: Found, best: dict[str, Any], baselines: dict[str, Any]) -> Result:

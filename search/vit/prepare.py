@@ -96,10 +96,6 @@ class ViTSetup:
         return {"name": self.cfg.runtime, "backend": self.backend, "threads": self.ctx.device.measure_threads,
                 "batch": self.cfg.batch, "where": "measured on this host"}
 
-    def timed_ms(self, models: dict[str, torch.nn.Module], rounds: int) -> dict[str, float]:
-        """Measured ms of each model on this host in the run's runtime (:meth:`timed`)."""
-        return {name: timing.ms for name, timing in self.timed(models, rounds).items()}
-
     def timed(self, models: dict[str, torch.nn.Module], rounds: int,
               calls: dict[str, Callable[[], object]] | None = None) -> dict[str, InterleavedTiming]:
         """Each model in the run's runtime and each of ``calls`` (a shipped file's session) timed

@@ -44,6 +44,7 @@ def export_files(setup: ViTSetup, student: torch.nn.Module, arch: Any
 
 
 def say_files(files: dict[str, dict[str, Any]]) -> None:
+    """One console line per file: size, top-1 in its runtime, agreement, latency here."""
     for name, row in files.items():
         say(f"export: {name} ({row['bytes'] / 1e3:.0f} kB) test top-1 {row['test_top1']:.2f}% "
             f"({row['top1_diff_vs_pytorch']:+.2f} vs PyTorch, same top class on {row['agreement_with_pytorch']:.1%}); "
